@@ -1,0 +1,121 @@
+"""The QEMU guest agent of a running domain: ping, run commands, read state.
+
+Every call has a timeout; an agent that stops answering becomes an AgentError
+naming the domain, never a hang.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import libvirt
+import libvirt_qemu
+
+from ..errors import AgentError
+
+if TYPE_CHECKING:
+    from .domain import Domain
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class GuestAgent:
+    def __init__(self, domain: "Domain", timeout: float = 10) -> None:
+        self.domain = domain
+        self.timeout = timeout
+
+    def command(self, execute: str, timeout: float | None = None, **arguments: Any) -> Any:
+        request: dict[str, Any] = {"execute": execute}
+        if arguments:
+            request["arguments"] = arguments
+        seconds = max(1, int(timeout or self.timeout))
+        try:
+            reply = libvirt_qemu.qemuAgentCommand(self.domain.dom, json.dumps(request), seconds, 0)
+        except libvirt.libvirtError as exc:
+            message = (exc.get_error_message() or str(exc)).strip()
+            raise AgentError(f"guest agent of '{self.domain.name}' did not answer {execute}: {message}",
+                             hint="is qemu-guest-agent installed and running in the guest?") from None
+        return json.loads(reply).get("return")
+
+    def ping(self, timeout: float = 2) -> bool:
+        try:
+            self.command("guest-ping", timeout=timeout)
+            return True
+        except AgentError:
+            return False
+
+    def wait_ready(self, timeout: float, poll: float = 1.0) -> float:
+        """Wait until the agent answers; returns the seconds waited."""
+        start = time.monotonic()
+        while not self.ping():
+            if not self.domain.is_active():
+                raise AgentError(f"domain '{self.domain.name}' stopped while booting",
+                                 hint=f"see its log in /var/log/libvirt/qemu/{self.domain.name}.log")
+            if time.monotonic() - start > timeout:
+                raise AgentError(f"guest agent of '{self.domain.name}' did not answer within {timeout:.0f} s",
+                                 hint="check that the guest boots ('virsh console') and runs qemu-guest-agent")
+            time.sleep(poll)
+        return time.monotonic() - start
+
+    def exec(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None) -> ExecResult:
+        """Run ``argv`` in the guest and wait for it to exit."""
+        timeout = timeout or self.timeout
+        arguments: dict[str, Any] = {"path": argv[0], "arg": argv[1:], "capture-output": True}
+        if stdin is not None:
+            arguments["input-data"] = base64.b64encode(stdin).decode()
+        pid = self.command("guest-exec", **arguments)["pid"]
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            status = self.command("guest-exec-status", pid=pid)
+            if status.get("exited"):
+                break
+            if time.monotonic() > deadline:
+                raise AgentError(f"'{' '.join(argv)}' in '{self.domain.name}' did not finish within {timeout:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        return ExecResult(
+            exit_code=status.get("exitcode", -1 if status.get("signal") else 0),
+            stdout=_decode(status.get("out-data")),
+            stderr=_decode(status.get("err-data")),
+        )
+
+    def run(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None) -> str:
+        """Run ``argv``; return its stdout, or raise naming the command and its stderr."""
+        result = self.exec(argv, timeout, stdin)
+        if not result.ok:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise AgentError(f"'{' '.join(argv)}' in '{self.domain.name}' exited {result.exit_code}: "
+                             + " | ".join(tail))
+        return result.stdout
+
+    def hostname(self) -> str:
+        return self.command("guest-get-host-name")["host-name"]
+
+    def interfaces(self) -> list[dict[str, Any]]:
+        """The guest's view of its NICs: name, MAC and IPv4 addresses."""
+        out = []
+        for nic in self.command("guest-network-get-interfaces"):
+            out.append({
+                "name": nic.get("name"),
+                "mac": (nic.get("hardware-address") or "").lower(),
+                "ipv4": [a["ip-address"] for a in nic.get("ip-addresses", []) if a.get("ip-address-type") == "ipv4"],
+            })
+        return out
+
+
+def _decode(data: str | None) -> str:
+    return base64.b64decode(data).decode(errors="replace") if data else ""

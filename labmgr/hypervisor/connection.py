@@ -1,0 +1,97 @@
+"""A libvirt connection and the lookups labmgr needs from it."""
+
+from __future__ import annotations
+
+import libvirt
+
+from ..errors import HypervisorError
+from .domain import Domain
+from .errors import translated
+
+
+class Hypervisor:
+    def __init__(self, uri: str, conn: libvirt.virConnect) -> None:
+        self.uri = uri
+        self.conn = conn
+
+    # domains -------------------------------------------------------------
+    def domain(self, name: str) -> Domain:
+        with translated(f"domain '{name}' on {self.uri}"):
+            return Domain(self, self.conn.lookupByName(name))
+
+    def has_domain(self, name: str) -> bool:
+        return name in self.domain_names()
+
+    def domain_names(self) -> list[str]:
+        with translated(f"listing domains on {self.uri}"):
+            return [d.name() for d in self.conn.listAllDomains()]
+
+    def domains(self) -> list[Domain]:
+        with translated(f"listing domains on {self.uri}"):
+            return [Domain(self, d) for d in self.conn.listAllDomains()]
+
+    def define_domain(self, xml: str) -> Domain:
+        with translated(f"defining a domain on {self.uri}"):
+            return Domain(self, self.conn.defineXML(xml))
+
+    # networks ------------------------------------------------------------
+    def network_names(self) -> list[str]:
+        with translated(f"listing networks on {self.uri}"):
+            return [n.name() for n in self.conn.listAllNetworks()]
+
+    def network_xml(self, name: str) -> str:
+        with translated(f"network '{name}' on {self.uri}"):
+            return self.conn.networkLookupByName(name).XMLDesc(0)
+
+    def define_and_start_network(self, xml: str) -> None:
+        with translated(f"creating a network on {self.uri}"):
+            network = self.conn.networkDefineXML(xml)
+            network.create()
+
+    def remove_network(self, name: str) -> None:
+        """Stop and undefine ``name``; a network that is already gone is fine."""
+        try:
+            network = self.conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            return
+        with translated(f"removing network '{name}'"):
+            if network.isActive():
+                network.destroy()
+            network.undefine()
+
+    def bridges_in_use(self) -> set[str]:
+        with translated(f"listing networks on {self.uri}"):
+            return {n.bridgeName() for n in self.conn.listAllNetworks() if n.isActive()}
+
+    # host ----------------------------------------------------------------
+    def supports_virt_type(self, virt_type: str) -> bool:
+        try:
+            self.conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    def __enter__(self) -> "Hypervisor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(uri: str) -> Hypervisor:
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        message = (exc.get_error_message() or str(exc)).strip()
+        raise HypervisorError(
+            f"libvirt at {uri} is not reachable: {message}",
+            hint="start it with 'libvirtd -d' (after 'virtlogd -d'), or check the URI; "
+            "'labmgr doctor' checks the whole setup",
+        ) from None
+    return Hypervisor(uri, conn)

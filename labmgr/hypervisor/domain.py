@@ -1,0 +1,133 @@
+"""One libvirt domain, with the operations labmgr performs on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import libvirt
+
+from ..errors import HypervisorError
+from ..xml.templates import NAMESPACE
+from .errors import translated
+
+if TYPE_CHECKING:
+    from .agent import GuestAgent
+    from .connection import Hypervisor
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "no state",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
+}
+
+_UNDEFINE_EVERYTHING = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    processed: int
+    total: int
+
+
+class Domain:
+    def __init__(self, hypervisor: "Hypervisor", dom: libvirt.virDomain) -> None:
+        self.hypervisor = hypervisor
+        self.dom = dom
+        self.name = dom.name()
+
+    def _what(self, action: str) -> str:
+        return f"{action} domain '{self.name}'"
+
+    @property
+    def state(self) -> str:
+        with translated(self._what("reading the state of")):
+            return _STATES.get(self.dom.state()[0], "unknown")
+
+    def is_active(self) -> bool:
+        with translated(self._what("reading the state of")):
+            return bool(self.dom.isActive())
+
+    def xml(self, *, inactive: bool = True) -> str:
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        with translated(self._what("reading the XML of")):
+            return self.dom.XMLDesc(flags)
+
+    def lab_metadata(self) -> str | None:
+        """The labmgr tag of this domain, or None for domains labmgr did not make."""
+        try:
+            return self.dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE,
+                                     libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        except libvirt.libvirtError:
+            return None
+
+    def start(self) -> None:
+        with translated(self._what("starting")):
+            self.dom.create()
+
+    def destroy(self) -> None:
+        """Power off at once (a lab VM has nothing worth a clean shutdown)."""
+        with translated(self._what("stopping")):
+            if self.dom.isActive():
+                self.dom.destroy()
+
+    def undefine(self) -> None:
+        with translated(self._what("removing")):
+            self.dom.undefineFlags(_UNDEFINE_EVERYTHING)
+
+    def agent(self, timeout: float = 10) -> "GuestAgent":
+        from .agent import GuestAgent
+
+        return GuestAgent(self, timeout=timeout)
+
+    # consistent copies -----------------------------------------------------
+    def freeze_filesystems(self) -> int:
+        """Freeze the guest's filesystems through the agent; returns how many."""
+        with translated(self._what("freezing the filesystems of")):
+            return self.dom.fsFreeze()
+
+    def thaw_filesystems(self) -> None:
+        with translated(self._what("thawing the filesystems of")):
+            self.dom.fsThaw()
+
+    def begin_backup(self, backup_xml: str) -> None:
+        with translated(self._what("starting a backup of")):
+            self.dom.backupBegin(backup_xml, None, 0)
+
+    def abort_job(self) -> None:
+        """Cancel a running job (a backup); quiet if there is none."""
+        try:
+            self.dom.abortJob()
+        except libvirt.libvirtError:
+            pass
+
+    def wait_for_backup(self, on_progress: Callable[[JobProgress], None] | None = None,
+                        poll: float = 0.2) -> None:
+        """Wait until the backup job ends; raise if it did not complete."""
+        while True:
+            with translated(self._what("watching the backup of")):
+                stats = self.dom.jobStats(0)
+            if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+                break
+            if on_progress:
+                on_progress(JobProgress(stats.get("disk_processed", 0), stats.get("disk_total", 0)))
+            time.sleep(poll)
+        with translated(self._what("reading the finished backup job of")):
+            done = self.dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        if done.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
+            reason = done.get("errmsg") or "the job was cancelled or failed"
+            raise HypervisorError(f"backup of domain '{self.name}' failed: {reason}")
+        if on_progress:
+            total = done.get("disk_total", 0)
+            on_progress(JobProgress(total, total))

@@ -1,0 +1,66 @@
+"""Load an environment spec and check the rules that span the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import yamlfile
+from .model import Environment
+
+
+def load_environment(path: Path | str) -> Environment:
+    env, source = yamlfile.load(Path(path), Environment)
+    check_environment(env, source)
+    return env
+
+
+def check_environment(env: Environment, source: yamlfile.Source) -> None:
+    _unique(source, [("networks", i, "name") for i in range(len(env.networks))],
+            [n.name for n in env.networks], "network name")
+    _unique(source, [("servers", i, "name") for i in range(len(env.servers))],
+            [s.name for s in env.servers], "server name")
+    _unique(source, [("servers", i, "domain") for i in range(len(env.servers))],
+            [s.domain for s in env.servers], "production domain")
+
+    networks = {n.name: n for n in env.networks}
+    for i, network in enumerate(env.networks):
+        if network.gateway is not None and network.gateway not in network.cidr:
+            raise source.error(("networks", i, "gateway"),
+                               f"gateway {network.gateway} is outside {network.cidr}")
+
+    seen_ip: dict[tuple[str, object], str] = {}
+    seen_mac: dict[tuple[str, str], str] = {}
+    for i, server in enumerate(env.servers):
+        for j, nic in enumerate(server.nics):
+            loc = ("servers", i, "nics", j)
+            network = networks.get(nic.network)
+            if network is None:
+                raise source.error((*loc, "network"), f"network '{nic.network}' is not declared "
+                                   f"(declared: {', '.join(networks)})")
+            if nic.ip not in network.cidr:
+                raise source.error((*loc, "ip"), f"{nic.ip} is outside {network.name} ({network.cidr})")
+            if nic.ip in (network.cidr.network_address, network.cidr.broadcast_address):
+                raise source.error((*loc, "ip"), f"{nic.ip} is not a host address of {network.cidr}")
+            if nic.ip == network.gateway:
+                raise source.error((*loc, "ip"), f"{nic.ip} is the gateway of {network.name}")
+            for key, value, seen in (("ip", nic.ip, seen_ip), ("mac", nic.mac, seen_mac)):
+                owner = seen.get((nic.network, value))
+                if owner is not None:
+                    raise source.error((*loc, key), f"duplicate {key.upper()} {value} on network "
+                                       f"{nic.network} (also used by server {owner})")
+                seen[(nic.network, value)] = server.name
+
+    names = {s.name for s in env.servers}
+    for k, name in enumerate(env.boot_order or []):
+        if name not in names:
+            raise source.error(("boot_order", k), f"unknown server '{name}' (servers: {', '.join(sorted(names))})")
+    _unique(source, [("boot_order", k) for k in range(len(env.boot_order or []))],
+            list(env.boot_order or []), "boot_order entry")
+
+
+def _unique(source: yamlfile.Source, locs: list, values: list, what: str) -> None:
+    seen: set = set()
+    for loc, value in zip(locs, values):
+        if value in seen:
+            raise source.error(loc, f"duplicate {what} '{value}'")
+        seen.add(value)

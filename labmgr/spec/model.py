@@ -1,0 +1,87 @@
+"""pydantic models of the environment spec (see docs/spec.md).
+
+Field-level rules live here; rules that relate fields across the file (a NIC on
+an undeclared network, a duplicate MAC) live in ``load.py`` so that their errors
+can name the line of the offending value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME = r"^[a-z][a-z0-9-]{0,30}$"
+MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+Accel = Literal["auto", "kvm", "tcg"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Network(Strict):
+    name: str = Field(pattern=NAME)
+    cidr: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address | None = None
+
+    @field_validator("cidr", mode="before")
+    @classmethod
+    def _strict_cidr(cls, value: object) -> object:
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not a valid IPv4 network: {exc}") from None
+
+
+class Nic(Strict):
+    network: str
+    ip: ipaddress.IPv4Address
+    mac: str
+
+    @field_validator("mac", mode="before")
+    @classmethod
+    def _mac(cls, value: object) -> str:
+        mac = str(value).strip().lower().replace("-", ":")
+        if not MAC.match(mac):
+            raise ValueError(f"'{value}' is not a MAC address like 52:54:00:12:34:56")
+        if int(mac[:2], 16) & 1:
+            raise ValueError(f"'{value}' is a multicast MAC address")
+        return mac
+
+
+class Server(Strict):
+    name: str = Field(pattern=NAME)
+    hostname: str = Field(min_length=1, max_length=253)
+    domain: str = Field(min_length=1, description="the production libvirt domain")
+    nics: list[Nic] = Field(min_length=1)
+    memory: int | None = Field(default=None, gt=0, description="MiB; default: production's")
+    vcpus: int | None = Field(default=None, gt=0, description="default: production's")
+
+
+class Environment(Strict):
+    name: str = Field(pattern=NAME)
+    hypervisor: str = Field(default="qemu:///system", min_length=1)
+    accel: Accel = "auto"
+    networks: list[Network] = Field(min_length=1)
+    servers: list[Server] = Field(min_length=1)
+    boot_order: list[str] | None = None
+    boot_timeout: float = Field(default=300, gt=0, description="seconds to wait for each guest agent")
+
+    def server(self, name: str) -> Server:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        known = ", ".join(s.name for s in self.servers)
+        from ..errors import NotFoundError
+        raise NotFoundError(f"environment {self.name} has no server '{name}' (servers: {known})")
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
+
+    def servers_in_boot_order(self) -> list[Server]:
+        order = self.boot_order or []
+        first = [self.server(name) for name in order]
+        return first + [s for s in self.servers if s.name not in order]

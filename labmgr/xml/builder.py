@@ -1,0 +1,296 @@
+"""The one builder: parse libvirt XML, edit it with small named operations, serialise.
+
+Decisions (what a lab clone changes) live in ``labmgr.lab.clone``; this module
+only knows how to make each change correctly in the XML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from ..errors import SpecError
+from .templates import NAMESPACE, render
+
+_PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+
+
+def parse(xml: str) -> etree._Element:
+    return etree.fromstring(xml.encode(), parser=_PARSER)
+
+
+def serialise(root: etree._Element) -> str:
+    return etree.tostring(root, pretty_print=True, encoding="unicode")
+
+
+@dataclass(frozen=True)
+class Disk:
+    target: str           # vda, sdb, ...
+    device: str           # disk, cdrom, floppy, lun
+    kind: str             # file, block, volume, network
+    source: str | None    # path for file/block disks
+    driver_type: str | None
+    readonly: bool
+
+
+@dataclass(frozen=True)
+class Interface:
+    mac: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class LabTag:
+    lab: str
+    environment: str
+    server: str | None = None
+    snapshot: str | None = None
+
+
+def tag_element(tag: LabTag) -> etree._Element:
+    return render("metadata", lab=tag.lab, environment=tag.environment,
+                  server=tag.server, snapshot=tag.snapshot)
+
+
+def read_tag(root_or_fragment: etree._Element | str | None) -> LabTag | None:
+    """Read the labmgr tag from a whole object's XML or from the metadata fragment."""
+    if root_or_fragment is None:
+        return None
+    root = parse(root_or_fragment) if isinstance(root_or_fragment, str) else root_or_fragment
+    node = root if root.tag == f"{{{NAMESPACE}}}lab" else root.find(f"metadata/{{{NAMESPACE}}}lab")
+    if node is None:
+        return None
+
+    def text(name: str) -> str | None:
+        child = node.find(f"{{{NAMESPACE}}}{name}")
+        return child.text if child is not None else None
+
+    return LabTag(lab=text("name") or "", environment=text("environment") or "",
+                  server=text("server"), snapshot=text("snapshot"))
+
+
+def network_xml(name: str, bridge: str, tag: LabTag | None) -> str:
+    """An isolated network; ``tag`` marks it as part of a lab."""
+    root = render("network", name=name, bridge=bridge)
+    if tag:
+        _metadata(root).append(tag_element(tag))
+    return serialise(root)
+
+
+def guest_domain_xml(**context: object) -> str:
+    """A new guest from ``network_templates/domain.xml.j2`` (demo production and tests)."""
+    return serialise(render("domain", **context))
+
+
+def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
+    """Push-mode backup of each (target, destination); destination None = leave out."""
+    return serialise(render("domainbackup", disks=[
+        {"name": target, "target_file": str(dest) if dest else None} for target, dest in disks]))
+
+
+def _metadata(root: etree._Element) -> etree._Element:
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = etree.Element("metadata")
+        # libvirt's schema wants <metadata> early in a network: right after <name>/<uuid>.
+        anchor = root.find("uuid") if root.find("uuid") is not None else root.find("name")
+        anchor.addnext(metadata)
+    return metadata
+
+
+class DomainXML:
+    """A domain definition being edited."""
+
+    def __init__(self, xml: str) -> None:
+        self.root = parse(xml)
+        if self.root.tag != "domain":
+            raise SpecError(f"expected a <domain> definition, found <{self.root.tag}>")
+
+    def __str__(self) -> str:
+        return serialise(self.root)
+
+    # reading ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.root.findtext("name", "")
+
+    @property
+    def devices(self) -> etree._Element:
+        devices = self.root.find("devices")
+        if devices is None:
+            devices = etree.SubElement(self.root, "devices")
+        return devices
+
+    def disks(self) -> list[Disk]:
+        out = []
+        for disk in self.devices.findall("disk"):
+            source = disk.find("source")
+            path = None
+            if source is not None:
+                path = source.get("file") or source.get("dev")
+            driver = disk.find("driver")
+            out.append(Disk(
+                target=disk.find("target").get("dev"),
+                device=disk.get("device", "disk"),
+                kind=disk.get("type", "file"),
+                source=path,
+                driver_type=driver.get("type") if driver is not None else None,
+                readonly=disk.find("readonly") is not None,
+            ))
+        return out
+
+    def interfaces(self) -> list[Interface]:
+        out = []
+        for nic in self.devices.findall("interface"):
+            mac = nic.find("mac")
+            out.append(Interface(mac=(mac.get("address") if mac is not None else "").lower(),
+                                 kind=nic.get("type", "")))
+        return out
+
+    def os_file(self, tag: str) -> str | None:
+        """Path of <os><kernel>, <initrd>, <loader> or <nvram>, if any."""
+        node = self.root.find(f"os/{tag}")
+        return node.text.strip() if node is not None and node.text else None
+
+    def tag(self) -> LabTag | None:
+        return read_tag(self.root)
+
+    # editing ---------------------------------------------------------------
+    def set_name(self, name: str) -> None:
+        self.root.find("name").text = name
+
+    def set_title(self, title: str) -> None:
+        node = self.root.find("title")
+        if node is None:
+            node = etree.Element("title")
+            self.root.find("name").addnext(node)
+        node.text = title
+
+    def drop_identity(self) -> None:
+        """Forget UUID and VM generation ID so libvirt gives the copy new ones."""
+        for tag in ("uuid", "genid"):
+            for node in self.root.findall(tag):
+                self.root.remove(node)
+
+    def set_tag(self, tag: LabTag) -> None:
+        metadata = _metadata(self.root)
+        for old in metadata.findall(f"{{{NAMESPACE}}}lab"):
+            metadata.remove(old)
+        metadata.append(tag_element(tag))
+
+    def set_virt_type(self, virt_type: str) -> None:
+        self.root.set("type", virt_type)
+
+    def drop_host_cpu(self) -> None:
+        """Remove a CPU model that only hardware virtualisation can give (host-passthrough/-model)."""
+        cpu = self.root.find("cpu")
+        if cpu is not None and cpu.get("mode") in ("host-passthrough", "host-model", "maximum"):
+            self.root.remove(cpu)
+        features = self.root.find("features")
+        if features is not None:
+            for node in features.findall("kvm"):
+                features.remove(node)
+
+    def set_memory_mib(self, mib: int) -> None:
+        for tag in ("memory", "currentMemory"):
+            node = self.root.find(tag)
+            if node is not None:
+                node.set("unit", "MiB")
+                node.text = str(mib)
+
+    def set_vcpus(self, count: int) -> None:
+        node = self.root.find("vcpu")
+        node.text = str(count)
+        node.attrib.pop("current", None)
+        cpu = self.root.find("cpu")
+        if cpu is not None:
+            for topology in cpu.findall("topology"):
+                cpu.remove(topology)
+
+    def set_os_file(self, tag: str, path: Path) -> None:
+        self.root.find(f"os/{tag}").text = str(path)
+
+    def set_disk_file(self, target: str, path: Path, driver_type: str = "qcow2") -> None:
+        """Point disk ``target`` at a local image file, whatever its source was."""
+        disk = self._disk(target)
+        disk.set("type", "file")
+        for tag in ("source", "backingStore", "auth", "encryption", "reservations"):
+            for node in disk.findall(tag):
+                disk.remove(node)
+        driver = disk.find("driver")
+        if driver is None:
+            driver = etree.Element("driver", name="qemu")
+            disk.insert(0, driver)
+        driver.set("type", driver_type)
+        driver.addnext(etree.Element("source", file=str(path)))
+
+    def eject(self, target: str) -> None:
+        """Leave a CD-ROM or floppy drive empty."""
+        disk = self._disk(target)
+        for node in disk.findall("source"):
+            disk.remove(node)
+        disk.set("type", "file")
+
+    def _disk(self, target: str) -> etree._Element:
+        for disk in self.devices.findall("disk"):
+            if disk.find("target").get("dev") == target:
+                return disk
+        raise KeyError(target)
+
+    def put_interface_on_network(self, mac: str, network: str) -> None:
+        """Replace the NIC with ``mac`` by one on ``network``, keeping MAC, model and PCI address."""
+        for old in self.devices.findall("interface"):
+            mac_node = old.find("mac")
+            if mac_node is None or mac_node.get("address", "").lower() != mac:
+                continue
+            new = render("interface", mac=mac, network=network)
+            for tag in ("model", "driver", "address", "rom", "mtu", "boot"):
+                for node in old.findall(tag):
+                    new.append(node)
+            old.addprevious(new)
+            self.devices.remove(old)
+            return
+        raise KeyError(mac)
+
+    def graphics_on_loopback(self) -> None:
+        for graphics in self.devices.findall("graphics"):
+            if graphics.get("type") not in ("vnc", "spice"):
+                continue
+            for attr in ("port", "tlsPort", "listen", "websocket"):
+                graphics.attrib.pop(attr, None)
+            graphics.set("autoport", "yes")
+            for node in graphics.findall("listen"):
+                graphics.remove(node)
+            graphics.insert(0, render("graphics-listen"))
+
+    def remove_devices(self, *tags: str) -> list[str]:
+        removed = []
+        for tag in tags:
+            for node in self.devices.findall(tag):
+                self.devices.remove(node)
+                removed.append(tag)
+        return removed
+
+    def char_devices_to_pty(self) -> None:
+        """Serial/console devices that talk to the network or host files become ptys."""
+        for tag in ("serial", "console", "parallel"):
+            for node in self.devices.findall(tag):
+                if node.get("type") not in ("pty", "null"):
+                    node.set("type", "pty")
+                    for child in node.findall("source") + node.findall("protocol") + node.findall("log"):
+                        node.remove(child)
+
+    def fresh_channel_sockets(self) -> None:
+        """Let libvirt choose new socket paths for unix channels (the guest agent's among them)."""
+        for channel in self.devices.findall("channel"):
+            if channel.get("type") == "unix":
+                for source in channel.findall("source"):
+                    channel.remove(source)
+
+    def ensure_controller(self, kind: str, model: str) -> None:
+        for controller in self.devices.findall("controller"):
+            if controller.get("type") == kind and controller.get("model") == model:
+                return
+        self.devices.append(render(f"{kind}-controller"))
