@@ -1,0 +1,194 @@
+"""labmgr's commands. Each one parses its arguments, calls the core, prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..spec import load_environment
+from .progress import RichReporter, console
+
+SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="labmgr")
+def cli() -> None:
+    """Isolated replica labs of libvirt production environments."""
+
+
+# doctor ----------------------------------------------------------------------
+@cli.command()
+@click.option("--hypervisor", "uri", default=None, help="libvirt URI to check (default: the spec's, or qemu:///system)")
+@click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), default=None, help="an environment spec")
+def doctor(uri: str | None, spec: Path | None) -> int:
+    """Check everything labmgr needs on this machine, and say how to fix what is wrong."""
+    from ..doctor import run_checks
+
+    env = load_environment(spec) if spec else None
+    checks = run_checks(uri or (env.hypervisor if env else "qemu:///system"), env)
+    for check in checks:
+        mark = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}[check.status]
+        console.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)
+        if check.fix and check.status != "ok":
+            console.print(f"     fix: {check.fix}", soft_wrap=True)
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+# images ----------------------------------------------------------------------
+@cli.group()
+def image() -> None:
+    """Guest images built from Debian packages."""
+
+
+@image.command("build")
+@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="rebuild even if cached")
+def image_build(recipe: Path, force: bool) -> None:
+    """Build (or find in the cache) the qcow2 image of RECIPE."""
+    from ..image import build_image, load_recipe
+
+    built = build_image(load_recipe(recipe), RichReporter(), force=force)
+    click.echo(f"{'cached' if built.cached else 'built'}: {built.disk}")
+
+
+# snapshots -------------------------------------------------------------------
+@cli.group()
+def snapshot() -> None:
+    """Point-in-time copies of production."""
+
+
+@snapshot.command("capture")
+@SPEC
+def snapshot_capture(spec: Path) -> None:
+    """Copy every production server's disks and definition, without changing production."""
+    from ..snapshot import capture
+
+    env = load_environment(spec)
+    taken = capture(env, RichReporter())
+    click.echo(f"snapshot {taken.id} of {env.name}: {len(taken.servers)} servers, "
+               f"{_size(taken.size())}, {taken.seconds:.1f} s")
+
+
+@snapshot.command("list")
+@SPEC
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def snapshot_list(spec: Path, as_json: bool) -> None:
+    """List the snapshots of an environment, oldest first."""
+    from ..snapshot import list_snapshots
+
+    env = load_environment(spec)
+    snapshots = list_snapshots(env.name)
+    if as_json:
+        click.echo(json.dumps([json.loads(s.to_json()) for s in snapshots], indent=2))
+        return
+    if not snapshots:
+        click.echo(f"no snapshots of {env.name} yet ('labmgr snapshot capture {spec}')")
+    for s in snapshots:
+        methods = ", ".join(f"{n}:{c.method}{'+frozen' if c.frozen else ''}" for n, c in s.servers.items())
+        click.echo(f"{s.id}  {s.taken_at}  {_size(s.size()):>9}  {methods}")
+
+
+# labs ------------------------------------------------------------------------
+@cli.group()
+def lab() -> None:
+    """Isolated labs cloned from a snapshot."""
+
+
+@lab.command("up")
+@SPEC
+@click.option("--name", default=None, help="lab name (default: ENV-N)")
+@click.option("--snapshot", "snapshot_id", default=None, help="snapshot id (default: the newest)")
+def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> None:
+    """Clone the snapshot into an isolated lab and boot it."""
+    from ..lab.up import lab_up
+
+    env = load_environment(spec)
+    record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter())
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in record.timings.items())
+    click.echo(f"lab {record.name} is up ({len(record.servers)} servers, snapshot {record.snapshot}; {timings})")
+
+
+@lab.command("list")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def lab_list(as_json: bool) -> None:
+    """List every lab, with its state."""
+    from ..lab.inventory import list_labs
+
+    labs = list_labs(["qemu:///system"])
+    if as_json:
+        click.echo(json.dumps([_status_dict(s) for s in labs], indent=2))
+        return
+    if not labs:
+        click.echo("no labs")
+    for s in labs:
+        running = sum(1 for state in s.domains.values() if state == "running")
+        click.echo(f"{s.name:<24} {s.state:<9} {s.environment:<16} {running}/{len(s.domains)} running  "
+                   f"snapshot {s.snapshot or '?'}  {s.hypervisor}")
+
+
+@lab.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def lab_show(name: str, as_json: bool) -> None:
+    """Show one lab: its servers, networks and bridges."""
+    from ..lab.inventory import show_lab
+
+    s = show_lab(name)
+    if as_json:
+        click.echo(json.dumps(_status_dict(s), indent=2))
+        return
+    click.echo(f"lab {s.name}: {s.state}, environment {s.environment}, snapshot {s.snapshot}, "
+               f"on {s.hypervisor}, created {s.created_at}")
+    if s.record:
+        for spec_net, network in s.record.networks.items():
+            click.echo(f"  network {spec_net}: {network.name} (bridge {network.bridge}, no host address)")
+        for server, info in s.record.servers.items():
+            click.echo(f"  server {server}: {info.hostname}, domain {info.domain} "
+                       f"({s.domains.get(info.domain, 'missing')})")
+        if s.record.error:
+            click.echo(f"  error: {s.record.error}")
+    else:
+        for domain, state in s.domains.items():
+            click.echo(f"  domain {domain} ({state})")
+
+
+@lab.command("down")
+@click.argument("name")
+def lab_down_command(name: str) -> None:
+    """Remove a lab: its domains, networks, overlays and files."""
+    from ..lab.teardown import lab_down
+
+    removed = lab_down(name, RichReporter(), hypervisor_uri="qemu:///system")
+    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks)")
+
+
+@lab.command("gc")
+@click.option("--hypervisor", "uris", multiple=True, default=["qemu:///system"], show_default=True,
+              help="also look on this libvirt URI (repeatable)")
+def lab_gc_command(uris: tuple[str, ...]) -> None:
+    """Remove labs whose records are gone or whose lab up never finished."""
+    from ..lab.teardown import lab_gc
+
+    removed = lab_gc(list(uris), RichReporter())
+    for r in removed:
+        click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks)")
+    if not removed:
+        click.echo("nothing to collect")
+
+
+def _status_dict(s) -> dict:
+    return {"name": s.name, "environment": s.environment, "hypervisor": s.hypervisor, "state": s.state,
+            "snapshot": s.snapshot, "created_at": s.created_at, "domains": s.domains, "networks": s.networks,
+            "bridges": {n: v.bridge for n, v in s.record.networks.items()} if s.record else {},
+            "timings": s.record.timings if s.record else {}}
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"

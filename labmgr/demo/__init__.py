@@ -1,0 +1,1 @@
+"""A small production environment built on this machine, for the demo and the test suite."""

@@ -1,0 +1,138 @@
+"""The lab record: ``<state>/labs/<lab>/lab.json``, next to the lab's overlays.
+
+The record is written before anything is created in libvirt and updated as
+objects are made, so ``lab down`` and ``lab gc`` know what to remove even when
+``lab up`` was killed halfway. States: creating -> up; failed; removing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import paths
+from ..errors import LabError, NotFoundError
+
+LAB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+RECORD = "lab.json"
+
+
+@dataclass
+class LabNetwork:
+    name: str       # libvirt network name
+    bridge: str
+
+
+@dataclass
+class LabServer:
+    domain: str     # libvirt domain name
+    hostname: str
+    overlays: dict[str, str] = field(default_factory=dict)   # disk target -> overlay path
+
+
+@dataclass
+class LabRecord:
+    name: str
+    environment: str
+    hypervisor: str
+    snapshot: str
+    spec: str
+    virt_type: str = ""
+    state: str = "creating"
+    pid: int = field(default_factory=os.getpid)
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    error: str = ""
+    networks: dict[str, LabNetwork] = field(default_factory=dict)
+    servers: dict[str, LabServer] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return lab_dir(self.name)
+
+    def save(self) -> None:
+        """Write atomically: a reader never sees half a record."""
+        target = self.directory / RECORD
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, target)
+
+    def is_abandoned(self) -> bool:
+        """Made by a process that is gone, and never finished."""
+        return self.state == "failed" or (self.state in ("creating", "removing") and not _alive(self.pid))
+
+
+def lab_dir(name: str) -> Path:
+    return paths.labs_dir() / name
+
+
+def check_name(name: str) -> str:
+    if not LAB_NAME.match(name):
+        raise LabError(f"'{name}' is not a usable lab name",
+                       hint="use lower-case letters, digits and '-', starting with a letter, at most 40 characters")
+    return name
+
+
+def reserve(name: str | None, environment: str, **fields: object) -> LabRecord:
+    """Claim a lab name by creating its directory (atomic), and write the first record."""
+    candidates = [check_name(name)] if name else [f"{environment}-{n}" for n in range(1, 1000)]
+    for candidate in candidates:
+        try:
+            os.mkdir(lab_dir(candidate))
+        except FileExistsError:
+            if name:
+                raise LabError(f"lab '{name}' already exists",
+                               hint=f"choose another --name, or remove it with 'labmgr lab down {name}'") from None
+            continue
+        paths.make_traversable(lab_dir(candidate))
+        record = LabRecord(name=candidate, environment=environment, **fields)  # type: ignore[arg-type]
+        record.save()
+        return record
+    raise LabError(f"no free lab name for environment {environment}")
+
+
+def load(name: str) -> LabRecord:
+    path = lab_dir(name) / RECORD
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise NotFoundError(f"no lab named '{name}'", hint="'labmgr lab list' shows the labs") from None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"lab record {path} is unreadable: {exc}", hint="'labmgr lab gc' removes broken labs") from None
+    data["networks"] = {k: LabNetwork(**v) for k, v in data.get("networks", {}).items()}
+    data["servers"] = {k: LabServer(**v) for k, v in data.get("servers", {}).items()}
+    return LabRecord(**data)
+
+
+def all_records() -> list[LabRecord]:
+    out = []
+    for directory in sorted(paths.labs_dir().iterdir()):
+        if (directory / RECORD).is_file():
+            try:
+                out.append(load(directory.name))
+            except LabError:
+                continue
+    return out
+
+
+def lab_dirs() -> list[Path]:
+    return sorted(d for d in paths.labs_dir().iterdir() if d.is_dir())
+
+
+def remove_dir(name: str) -> None:
+    shutil.rmtree(lab_dir(name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

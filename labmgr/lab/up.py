@@ -1,0 +1,168 @@
+"""Bring a lab up: networks, overlays, domains, boot, wait for every guest agent.
+
+Order matters for clean failure: the record is written first and updated after
+every object is made, so whatever happens (an error, Ctrl-C, SIGKILL) the lab
+can be removed completely by ``lab down`` or ``lab gc``. On an error or
+interrupt the half-made lab is removed before the error is reported.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import LabError, LabmgrError
+from ..hypervisor import Hypervisor, connect
+from ..hypervisor.accel import choose_virt_type
+from ..progress import SILENT, Reporter
+from ..snapshot import Snapshot, find_snapshot
+from ..spec import Environment, Server
+from ..xml.builder import LabTag, network_xml
+from . import naming, records
+from .clone import CloneInputs, derive_lab_domain
+from .records import LabNetwork, LabRecord, LabServer
+from .teardown import remove_lab
+
+
+def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapshot_id: str | None = None,
+           reporter: Reporter = SILENT) -> LabRecord:
+    snapshot = find_snapshot(env.name, snapshot_id)
+    _check_snapshot(env, snapshot)
+    with connect(env.hypervisor) as hypervisor:
+        virt_type = choose_virt_type(env.accel, hypervisor)
+        _check_names_free(hypervisor, env, name)
+        record = records.reserve(name, env.name, hypervisor=env.hypervisor, snapshot=snapshot.id,
+                                 spec=str(Path(spec_path).absolute()), virt_type=virt_type)
+        try:
+            _build(hypervisor, env, snapshot, record, reporter)
+        except BaseException as exc:
+            record.state = "failed"
+            record.error = str(exc)
+            record.save()
+            remove_lab(hypervisor, record.name)
+            if isinstance(exc, LabmgrError) and not isinstance(exc, LabError):
+                raise LabError(f"lab {record.name} could not be brought up and was removed: {exc}") from None
+            raise
+        return record
+
+
+def _check_snapshot(env: Environment, snapshot: Snapshot) -> None:
+    for server in env.servers:
+        if server.name not in snapshot.servers:
+            raise LabError(f"snapshot {snapshot.id} has no copy of server {server.name}",
+                           hint="capture a new snapshot after changing the spec")
+    missing = snapshot.missing_files()
+    if missing:
+        raise LabError(f"snapshot {snapshot.id} is missing {missing[0]}"
+                       + (f" and {len(missing) - 1} more files" if len(missing) > 1 else ""),
+                       hint="capture a new snapshot with 'labmgr snapshot capture'")
+
+
+def _check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None) -> None:
+    if name is None:
+        return
+    records.check_name(name)
+    taken = set(hypervisor.domain_names()) | set(hypervisor.network_names())
+    wanted = [naming.domain_name(name, s.name) for s in env.servers]
+    wanted += [naming.network_name(name, n.name) for n in env.networks]
+    clash = sorted(taken.intersection(wanted))
+    if clash:
+        raise LabError(f"lab '{name}' cannot be made: libvirt already has '{clash[0]}'",
+                       hint=f"choose another --name, or 'labmgr lab down {name}'")
+
+
+def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record: LabRecord,
+           reporter: Reporter) -> None:
+    started = time.monotonic()
+    with reporter.step("networks", total=len(env.networks)) as step:
+        taken = hypervisor.bridges_in_use()
+        for network in env.networks:
+            lab_network = LabNetwork(name=naming.network_name(record.name, network.name),
+                                     bridge=naming.bridge_name(record.name, network.name, taken))
+            taken.add(lab_network.bridge)
+            record.networks[network.name] = lab_network
+            record.save()
+            hypervisor.define_and_start_network(network_xml(
+                lab_network.name, lab_network.bridge, LabTag(lab=record.name, environment=env.name)))
+            step.advance()
+    record.timings["network"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    with reporter.step("clones", total=len(env.servers)) as step:
+        for server in env.servers:
+            _clone_server(hypervisor, env, snapshot, record, server)
+            step.advance()
+    record.timings["clone"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    _boot(hypervisor, env, record, reporter)
+    record.timings["boot"] = round(time.monotonic() - started, 2)
+    record.state = "up"
+    record.save()
+
+
+def _clone_server(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record: LabRecord,
+                  server: Server) -> None:
+    copy = snapshot.servers[server.name]
+    folder = record.directory / server.name
+    folder.mkdir()
+    lab_server = LabServer(domain=naming.domain_name(record.name, server.name), hostname=server.hostname)
+    record.servers[server.name] = lab_server
+    record.save()
+    for disk in copy.disks:
+        overlay = folder / f"{disk.target}.qcow2"
+        make_overlay(snapshot.file(disk.image), overlay)
+        lab_server.overlays[disk.target] = str(overlay)
+    os_files = {}
+    for tag, relative in copy.os_files.items():
+        if tag == "nvram":   # the guest writes its NVRAM: the lab gets its own copy
+            target = folder / "nvram"
+            shutil.copyfile(snapshot.file(relative), target)
+            target.chmod(0o644)
+            os_files[tag] = target
+        else:
+            os_files[tag] = snapshot.file(relative)
+    xml = derive_lab_domain(snapshot.file(copy.xml).read_text(), CloneInputs(
+        lab=record.name, environment=env.name, snapshot=snapshot.id, server=server,
+        domain_name=lab_server.domain, virt_type=record.virt_type,
+        overlays={t: Path(p) for t, p in lab_server.overlays.items()}, os_files=os_files,
+        networks={n: ln.name for n, ln in record.networks.items()}))
+    hypervisor.define_domain(xml)
+    record.save()
+
+
+def make_overlay(backing: Path, overlay: Path) -> None:
+    """A qcow2 overlay over ``backing``, recording the backing format (never probed)."""
+    result = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                             "-b", str(backing), str(overlay)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"creating overlay {overlay} failed: {result.stderr.strip()}",
+                       hint="is qemu-img installed ('labmgr doctor')?")
+    overlay.chmod(0o644)
+
+
+def boot_groups(env: Environment) -> list[list[Server]]:
+    """Servers named in boot_order start one at a time, in order; the rest together after them."""
+    ordered = [env.server(name) for name in env.boot_order or []]
+    rest = [s for s in env.servers if s not in ordered]
+    return [[s] for s in ordered] + ([rest] if rest else [])
+
+
+def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter: Reporter) -> None:
+    with reporter.step("boot (waiting for guest agents)", total=len(env.servers)) as step:
+        for group in boot_groups(env):
+            domains = [hypervisor.domain(record.servers[s.name].domain) for s in group]
+            for domain in domains:
+                domain.start()
+            pool = ThreadPoolExecutor(max_workers=len(domains))
+            try:
+                waits = [pool.submit(d.agent().wait_ready, env.boot_timeout) for d in domains]
+                for wait in waits:
+                    wait.result()
+                    step.advance()
+            finally:
+                # on failure do not wait for the other guests: the lab is about to be removed
+                pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,168 @@
+"""Capture a consistent point-in-time copy of every production server.
+
+Production is never changed: a running domain is copied with libvirt's backup
+API in push mode (QEMU copies the disks while the guest runs; no overlay is
+added to production's backing chain and nothing is written to its disks), with
+its filesystems frozen through the guest agent for the instant the backups
+start, if the agent answers. A shut-off domain's disks are read with
+``qemu-img convert``. All running servers are frozen together and their backups
+started together, so the copies of different servers are of the same moment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import LabmgrError, SnapshotError
+from ..hypervisor import Domain, Hypervisor, connect
+from ..lab.clone import check_nics
+from ..progress import SILENT, Reporter
+from ..spec import Environment
+from ..xml.builder import DomainXML, backup_xml
+from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
+
+COPIED_DEVICES = ("disk", "lun")
+OS_FILES = ("kernel", "initrd", "nvram")
+
+
+def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
+    with connect(env.hypervisor) as hypervisor:
+        return _capture(env, hypervisor, reporter)
+
+
+def _capture(env: Environment, hypervisor: Hypervisor, reporter: Reporter) -> Snapshot:
+    started = time.monotonic()
+    # Look everything up before writing anything: a missing domain fails fast.
+    domains = {server.name: hypervisor.domain(server.domain) for server in env.servers}
+    definitions = {}
+    for server in env.servers:
+        xml = DomainXML(domains[server.name].xml(inactive=True))
+        check_nics(xml, server)
+        definitions[server.name] = xml
+
+    taken_at = datetime.now(timezone.utc)
+    snapshot_id = _new_id(env.name, taken_at)
+    final = environment_dir(env.name) / snapshot_id
+    partial = final.with_name(f".partial-{snapshot_id}")
+    partial.mkdir(parents=True)
+    try:
+        servers = {name: _prepare_server(partial, name, domains[name], definitions[name])
+                   for name in definitions}
+        running = [name for name in servers if domains[name].is_active()]
+        stopped = [name for name in servers if name not in running]
+        _backup_running(partial, running, domains, definitions, servers, reporter)
+        for name in stopped:
+            _copy_stopped(partial, name, definitions[name], servers[name], reporter)
+        snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
+                            taken_at=taken_at.isoformat(timespec="seconds"),
+                            seconds=round(time.monotonic() - started, 2), servers=servers, path=final)
+        _seal(partial, snapshot)
+        os.rename(partial, final)
+        return snapshot
+    except BaseException:
+        remove_partial(partial)
+        raise
+
+
+def _new_id(environment: str, taken_at: datetime) -> str:
+    base = taken_at.strftime("%Y%m%dT%H%M%SZ")
+    root = environment_dir(environment)
+    candidate, n = base, 1
+    while (root / candidate).exists() or (root / f".partial-{candidate}").exists():
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def _prepare_server(partial: Path, name: str, domain: Domain, xml: DomainXML) -> ServerCopy:
+    folder = partial / name
+    folder.mkdir()
+    (folder / "domain.xml").write_text(str(xml))
+    copy = ServerCopy(domain=domain.name, state=domain.state,
+                      method="backup" if domain.is_active() else "copy", frozen=False,
+                      xml=f"{name}/domain.xml")
+    for tag in OS_FILES:
+        source = xml.os_file(tag)
+        if source:
+            if not Path(source).is_file():
+                raise SnapshotError(f"server {name}: <os><{tag}> file {source} of domain '{domain.name}' is missing")
+            shutil.copyfile(source, folder / tag)
+            copy.os_files[tag] = f"{name}/{tag}"
+    for disk in xml.disks():
+        if disk.device in COPIED_DEVICES:
+            copy.disks.append(DiskCopy(target=disk.target, image=f"{name}/{disk.target}.qcow2"))
+    return copy
+
+
+def _backup_running(partial: Path, names: list[str], domains: dict[str, Domain],
+                    definitions: dict[str, DomainXML], servers: dict[str, ServerCopy],
+                    reporter: Reporter) -> None:
+    if not names:
+        return
+    started: list[str] = []
+    try:
+        with ExitStack() as thaw:
+            for name in names:
+                if domains[name].agent().ping():
+                    try:
+                        domains[name].freeze_filesystems()
+                    except LabmgrError as exc:
+                        reporter.note(f"{name}: could not freeze filesystems ({exc}); copy is crash-consistent")
+                    else:
+                        servers[name].frozen = True
+                        thaw.callback(domains[name].thaw_filesystems)
+                else:
+                    reporter.note(f"{name}: no guest agent answered; copy is crash-consistent")
+            for name in names:
+                wanted = {d.target for d in servers[name].disks}
+                domains[name].begin_backup(backup_xml([
+                    (disk.target, partial / name / f"{disk.target}.qcow2" if disk.target in wanted else None)
+                    for disk in definitions[name].disks()]))
+                started.append(name)
+        # thawed here: the copy's point in time is the start of the backup jobs
+        for name in names:
+            with reporter.step(f"backup {name}", total=100) as step:
+                domains[name].wait_for_backup(
+                    lambda p, step=step: step.update(completed=p.processed, total=p.total or 1))
+    except BaseException:
+        for name in started:
+            domains[name].abort_job()
+        raise
+
+
+def _copy_stopped(partial: Path, name: str, xml: DomainXML, copy: ServerCopy, reporter: Reporter) -> None:
+    sources = {disk.target: disk for disk in xml.disks()}
+    for disk_copy in copy.disks:
+        disk = sources[disk_copy.target]
+        if disk.kind not in ("file", "block") or not disk.source:
+            raise SnapshotError(f"server {name}: disk {disk.target} is a {disk.kind} disk; a shut-off "
+                                "domain can only be copied from file or block disks",
+                                hint="start the domain so the backup API copies it")
+        with reporter.step(f"copy {name} {disk.target}", total=None):
+            command = ["qemu-img", "convert", "-O", "qcow2"]
+            if disk.driver_type:
+                command += ["-f", disk.driver_type]
+            result = subprocess.run([*command, disk.source, str(partial / disk_copy.image)],
+                                    capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SnapshotError(f"server {name}: copying {disk.source} failed: {result.stderr.strip()}")
+
+
+def _seal(partial: Path, snapshot: Snapshot) -> None:
+    """Make the copies read-only and readable by QEMU, record sizes, write the manifest."""
+    for server in snapshot.servers.values():
+        for disk in server.disks:
+            image = partial / disk.image
+            if not image.is_file():
+                raise SnapshotError(f"backup of {server.domain} {disk.target} produced no image")
+            disk.size = image.stat().st_size
+    for path in partial.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o444)
+    partial.chmod(0o755)
+    (partial / "manifest.json").write_text(snapshot.to_json())
