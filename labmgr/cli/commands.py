@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from ..spec import load_environment
 from .progress import RichReporter, console
@@ -29,11 +30,12 @@ def doctor(uri: str | None, spec: Path | None) -> int:
 
     env = load_environment(spec) if spec else None
     checks = run_checks(uri or (env.hypervisor if env else "qemu:///system"), env)
+    out = Console(highlight=False)
     for check in checks:
         mark = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}[check.status]
-        console.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)
+        out.print(f"{mark} {check.name}: {check.detail}", soft_wrap=True)
         if check.fix and check.status != "ok":
-            console.print(f"     fix: {check.fix}", soft_wrap=True)
+            out.print(f"     fix: {check.fix}", soft_wrap=True)
     return 1 if any(c.status == "fail" for c in checks) else 0
 
 

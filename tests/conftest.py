@@ -1,0 +1,81 @@
+"""Shared fixtures: a real guest image, a real production on libvirt, a sentinel.
+
+Every libvirt object and file a test makes is named with the prefix ``lmt``;
+fixtures remove what they made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+# Tests run under TCG with a state directory whose image cache survives runs.
+os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
+os.environ.setdefault("LABMGR_ACCEL", "tcg")
+
+import pytest  # noqa: E402
+
+from labmgr.demo import production as prod  # noqa: E402
+from labmgr.hypervisor import connect  # noqa: E402
+from labmgr.image import build_image, load_recipe  # noqa: E402
+
+TESTS = Path(__file__).parent
+URI = "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def base_image():
+    return build_image(load_recipe(TESTS / "images" / "base.yaml"))
+
+
+@pytest.fixture(scope="session")
+def hypervisor():
+    with connect(URI) as hv:
+        yield hv
+
+
+@pytest.fixture(scope="session")
+def production(hypervisor, base_image):
+    """Two running production servers on an isolated network; db has a data disk it never mounts."""
+    environment = prod.Production(
+        prefix="lmt-prod", network="10.77.0.0/24", gateway="10.77.0.1",
+        servers=[
+            prod.ProdServer("db", "db01.shop.test", "10.77.0.11", "52:54:00:77:00:11", data_disk_mib=64),
+            prod.ProdServer("app", "app01.shop.test", "10.77.0.12", "52:54:00:77:00:12"),
+        ])
+    prod.create(hypervisor, environment, base_image)
+    yield environment
+    prod.remove(hypervisor, environment)
+
+
+@pytest.fixture(scope="session")
+def spec_file(production, tmp_path_factory) -> Path:
+    return production.write_spec(tmp_path_factory.mktemp("spec") / "lmt-prod.yaml")
+
+
+def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="session")
+def gateway_sentinel(production):
+    """Production's gateway, made real: a network namespace on production's bridge
+    holding the gateway address and a TCP listener. Production reaches it; a lab must not."""
+    ns, host_end, ns_end = "lmt-gw", "lmt-gw-h", "lmt-gw-n"
+    sh("ip", "netns", "del", ns, check=False)
+    sh("ip", "link", "del", host_end, check=False)
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end)
+    sh("ip", "link", "set", ns_end, "netns", ns)
+    sh("ip", "link", "set", host_end, "master", production.bridge, "up")
+    sh("ip", "-n", ns, "addr", "add", f"{production.gateway}/24", "dev", ns_end)
+    sh("ip", "-n", ns, "link", "set", ns_end, "up")
+    sh("ip", "-n", ns, "link", "set", "lo", "up")
+    listener = subprocess.Popen(["ip", "netns", "exec", ns, "nc", "-lk", "-s", production.gateway, "-p", "7777"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield {"ip": production.gateway, "port": 7777}
+    listener.kill()
+    listener.wait()
+    sh("ip", "link", "del", host_end, check=False)
+    sh("ip", "netns", "del", ns, check=False)
