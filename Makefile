@@ -41,7 +41,12 @@ $(VENV)/.installed: pyproject.toml | deps
 venv: $(VENV)/.installed
 
 # libvirt under systemd is started by it; without an init system we start it.
+# /dev/kvm gets Debian's usual group kvm, mode 660 (udev does this where it runs):
+# when QEMU cannot open an existing /dev/kvm, libvirt re-probes QEMU on every
+# call, which made each domain definition take minutes. Labs still choose TCG
+# where KVM does not work (see docs/spec.md, accel).
 libvirt: deps
+	@if [ -e /dev/kvm ] && getent group kvm >/dev/null; then chgrp kvm /dev/kvm && chmod 660 /dev/kvm; fi
 	@if ! virsh -c qemu:///system version >/dev/null 2>&1; then \
 		if [ -d /run/systemd/system ]; then systemctl start virtlogd libvirtd; \
 		else mkdir -p /run/libvirt; pgrep -x virtlogd >/dev/null || virtlogd -d; \

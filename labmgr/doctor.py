@@ -83,7 +83,8 @@ def _kvm_device() -> Check:
                      "enable VT-x/AMD-V in the firmware, then 'modprobe kvm_intel' or 'modprobe kvm_amd'")
     if kvm_device_usable(device):
         return Check("/dev/kvm", "ok", f"mode {stat.filemode(device.stat().st_mode)}, usable by group kvm")
-    return Check("/dev/kvm", "warn", f"mode {stat.filemode(device.stat().st_mode)}: QEMU (libvirt-qemu) cannot open it",
+    return Check("/dev/kvm", "fail", f"mode {stat.filemode(device.stat().st_mode)}: QEMU (libvirt-qemu) cannot "
+                 "open it, and libvirt then re-probes QEMU on every call (minutes per lab domain)",
                  "chgrp kvm /dev/kvm; chmod 660 /dev/kvm")
 
 

@@ -181,6 +181,25 @@ def lab_gc_command(uris: tuple[str, ...]) -> None:
         click.echo("nothing to collect")
 
 
+# demo ------------------------------------------------------------------------
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Build a small production on this machine and clone it into a lab."""
+    if ctx.invoked_subcommand is None:
+        from ..demo.run import run_demo
+
+        run_demo(RichReporter(), click.echo)
+
+
+@demo.command("down")
+def demo_down_command() -> None:
+    """Remove everything the demo made."""
+    from ..demo.run import demo_down
+
+    demo_down(RichReporter(), click.echo)
+
+
 def _status_dict(s) -> dict:
     return {"name": s.name, "environment": s.environment, "hypervisor": s.hypervisor, "state": s.state,
             "snapshot": s.snapshot, "created_at": s.created_at, "domains": s.domains, "networks": s.networks,

@@ -166,3 +166,30 @@ def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter:
             finally:
                 # on failure do not wait for the other guests: the lab is about to be removed
                 pool.shutdown(wait=False, cancel_futures=True)
+    with reporter.step("network addresses", total=len(env.servers)) as step:
+        for server in env.servers:
+            _wait_for_addresses(hypervisor, record, server, reporter)
+            step.advance()
+
+
+def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Server, reporter: Reporter,
+                        timeout: float = 60) -> None:
+    """Wait until the guest reports production's IPs on production's MACs.
+
+    The agent answers before the guest has configured its network. A guest that
+    never takes its addresses (production used DHCP, say: a lab has no DHCP
+    server) is reported, not failed: it is still reachable through the agent.
+    """
+    agent = hypervisor.domain(record.servers[server.name].domain).agent()
+    wanted = {(nic.mac, str(nic.ip)) for nic in server.nics}
+    deadline = time.monotonic() + timeout
+    while True:
+        have = {(nic["mac"], ip) for nic in agent.interfaces() for ip in nic["ipv4"]}
+        if wanted <= have:
+            return
+        if time.monotonic() > deadline:
+            missing = ", ".join(f"{ip} on {mac}" for mac, ip in sorted(wanted - have))
+            reporter.note(f"server {server.name}: the guest has not configured {missing} "
+                          f"within {timeout:.0f} s of booting")
+            return
+        time.sleep(1)
