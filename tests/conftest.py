@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 # Tests run under TCG with a state directory whose image cache survives runs.
@@ -54,6 +55,16 @@ def spec_file(production, tmp_path_factory) -> Path:
     return production.write_spec(tmp_path_factory.mktemp("spec") / "lmt-prod.yaml")
 
 
+# A TCP listener that accepts and closes every connection; says when it listens.
+SENTINEL = """
+import socket, sys
+server = socket.create_server((sys.argv[1], int(sys.argv[2])))
+print("listening", flush=True)
+while True:
+    server.accept()[0].close()
+"""
+
+
 def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, check=check)
 
@@ -72,8 +83,9 @@ def gateway_sentinel(production):
     sh("ip", "-n", ns, "addr", "add", f"{production.gateway}/24", "dev", ns_end)
     sh("ip", "-n", ns, "link", "set", ns_end, "up")
     sh("ip", "-n", ns, "link", "set", "lo", "up")
-    listener = subprocess.Popen(["ip", "netns", "exec", ns, "nc", "-lk", "-s", production.gateway, "-p", "7777"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    listener = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SENTINEL, production.gateway, "7777"],
+                                stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
     yield {"ip": production.gateway, "port": 7777}
     listener.kill()
     listener.wait()

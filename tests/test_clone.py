@@ -121,3 +121,10 @@ def test_what_we_write_passes_virt_xml_validate(tmp_path: Path) -> None:
     validate(tmp_path, "domain.xml", derive_lab_domain(PRODUCTION, inputs()), "domain")
     validate(tmp_path, "network.xml", network_xml("shop-1-lan", "lmb0123456789", LabTag("shop-1", "shop")),
              "network")
+
+
+def test_the_tag_reads_back_as_libvirts_metadata_api_returns_it() -> None:
+    # virDomainGetMetadata gives the element back without its namespace
+    fragment = "<lab>\n  <name>shop-1</name>\n  <environment>shop</environment>\n  <server>db</server>\n</lab>"
+    assert read_tag(fragment) == LabTag("shop-1", "shop", "db", None)
+    assert read_tag("<other/>") is None

@@ -78,10 +78,9 @@ def lab_down(name: str, reporter: Reporter = SILENT, hypervisor_uri: str | None 
             raise
         uri = hypervisor_uri
     with connect(uri) as hypervisor:
-        removed = remove_lab(hypervisor, name, reporter)
-    if not (removed.domains or removed.networks or removed.directory):
-        raise NotFoundError(f"no lab named '{name}'", hint="'labmgr lab list' shows the labs")
-    return removed
+        if not records.lab_dir(name).exists() and name not in tagged_objects(hypervisor):
+            raise NotFoundError(f"no lab named '{name}'", hint="'labmgr lab list' shows the labs")
+        return remove_lab(hypervisor, name, reporter)
 
 
 def garbage(hypervisor: Hypervisor) -> list[str]:

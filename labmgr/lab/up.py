@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import LabError, LabmgrError
 from ..hypervisor import Hypervisor, connect
-from ..hypervisor.accel import choose_virt_type
+from ..hypervisor.accel import choose_virt_type, requested_accel
 from ..progress import SILENT, Reporter
 from ..snapshot import Snapshot, find_snapshot
 from ..spec import Environment, Server
@@ -29,6 +29,7 @@ from .teardown import remove_lab
 
 def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapshot_id: str | None = None,
            reporter: Reporter = SILENT) -> LabRecord:
+    requested_accel(env.accel)          # a bad LABMGR_ACCEL is refused before anything else
     snapshot = find_snapshot(env.name, snapshot_id)
     _check_snapshot(env, snapshot)
     with connect(env.hypervisor) as hypervisor:

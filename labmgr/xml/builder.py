@@ -55,16 +55,20 @@ def tag_element(tag: LabTag) -> etree._Element:
 
 
 def read_tag(root_or_fragment: etree._Element | str | None) -> LabTag | None:
-    """Read the labmgr tag from a whole object's XML or from the metadata fragment."""
+    """Read the labmgr tag from a whole object's XML, or from the fragment that
+    libvirt's metadata API returns (the same element, without its namespace)."""
     if root_or_fragment is None:
         return None
     root = parse(root_or_fragment) if isinstance(root_or_fragment, str) else root_or_fragment
-    node = root if root.tag == f"{{{NAMESPACE}}}lab" else root.find(f"metadata/{{{NAMESPACE}}}lab")
+    if root.tag in (f"{{{NAMESPACE}}}lab", "lab"):
+        node, ns = root, root.tag[: -len("lab")]
+    else:
+        node, ns = root.find(f"metadata/{{{NAMESPACE}}}lab"), f"{{{NAMESPACE}}}"
     if node is None:
         return None
 
     def text(name: str) -> str | None:
-        child = node.find(f"{{{NAMESPACE}}}{name}")
+        child = node.find(f"{ns}{name}")
         return child.text if child is not None else None
 
     return LabTag(lab=text("name") or "", environment=text("environment") or "",
