@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from ..spec import load_environment
-from .progress import RichReporter, console
+from .progress import RichReporter
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
