@@ -50,6 +50,10 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
                                        f"{nic.network} (also used by server {owner})")
                 seen[(nic.network, value)] = server.name
 
+    for i, server in enumerate(env.servers):
+        _unique(source, [("servers", i, "dumps", j, "name") for j in range(len(server.dumps))],
+                [d.name for d in server.dumps], f"dump name of server {server.name}")
+
     names = {s.name for s in env.servers}
     for k, name in enumerate(env.boot_order or []):
         if name not in names:

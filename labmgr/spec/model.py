@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -52,6 +53,58 @@ class Nic(Strict):
         return mac
 
 
+DumpKind = Literal["postgres", "mariadb", "files"]
+
+
+class SshAccess(Strict):
+    """How to reach a production host over SSH (key auth, host key checked)."""
+
+    host: str
+    port: int = Field(default=22, gt=0, lt=65536)
+    user: str = "root"
+    key: Path = Field(description="private key file")
+    known_hosts: Path | None = Field(default=None, description="default: ~/.ssh/known_hosts")
+
+
+class DumpSource(Strict):
+    """One hourly dump of a server: a database or a directory."""
+
+    name: str = Field(pattern=NAME)
+    kind: DumpKind
+    database: str | None = None          # postgres, mariadb
+    path: str | None = None              # files: the directory to archive
+    via: Literal["ssh", "agent"] = "agent"
+    ssh: SshAccess | None = None
+    dump_command: str | None = None      # replaces the default dump command (runs on production)
+    restore_command: str | None = None   # replaces the default restore command (runs in the lab guest)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DumpSource":
+        if self.kind in ("postgres", "mariadb") and not self.database:
+            raise ValueError(f"a {self.kind} dump needs 'database'")
+        if self.kind == "files" and not self.path:
+            raise ValueError("a files dump needs 'path' (the directory to archive)")
+        if self.via == "ssh" and self.ssh is None:
+            raise ValueError("a dump collected via ssh needs an 'ssh' section (host, user, key)")
+        return self
+
+
+class Retention(Strict):
+    hourly_hours: int = Field(default=48, ge=1, description="keep every dump this many hours")
+    daily_days: int = Field(default=30, ge=0, description="then the newest of each day, this many days")
+
+
+class Encryption(Strict):
+    recipients: list[str] = Field(min_length=1, description="age recipients (age1...)")
+    identity_file: Path | None = Field(default=None, description="age identity; needed only to inject")
+
+
+class DumpSettings(Strict):
+    store: Path | None = Field(default=None, description="default: <state>/dumps/<environment>")
+    retention: Retention = Retention()
+    encryption: Encryption | None = None
+
+
 class Server(Strict):
     name: str = Field(pattern=NAME)
     hostname: str = Field(min_length=1, max_length=253)
@@ -59,6 +112,7 @@ class Server(Strict):
     nics: list[Nic] = Field(min_length=1)
     memory: int | None = Field(default=None, gt=0, description="MiB; default: production's")
     vcpus: int | None = Field(default=None, gt=0, description="default: production's")
+    dumps: list[DumpSource] = Field(default_factory=list)
 
 
 class Environment(Strict):
@@ -69,6 +123,7 @@ class Environment(Strict):
     servers: list[Server] = Field(min_length=1)
     boot_order: list[str] | None = None
     boot_timeout: float = Field(default=300, gt=0, description="seconds to wait for each guest agent")
+    dumps: DumpSettings = DumpSettings()
 
     def server(self, name: str) -> Server:
         for server in self.servers:
