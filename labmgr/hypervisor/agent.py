@@ -10,7 +10,7 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import libvirt
 import libvirt_qemu
@@ -19,6 +19,9 @@ from ..errors import AgentError
 
 if TYPE_CHECKING:
     from .domain import Domain
+
+
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,16 @@ class GuestAgent:
             time.sleep(poll)
         return time.monotonic() - start
 
-    def exec(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None) -> ExecResult:
+    def exec(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None,
+             env: dict[str, str] | None = None) -> ExecResult:
         """Run ``argv`` in the guest and wait for it to exit."""
         timeout = timeout or self.timeout
         arguments: dict[str, Any] = {"path": argv[0], "arg": argv[1:], "capture-output": True}
         if stdin is not None:
             arguments["input-data"] = base64.b64encode(stdin).decode()
+        if env:
+            # guest-exec replaces the environment: keep a usable PATH
+            arguments["env"] = [f"PATH={GUEST_PATH}"] + [f"{k}={v}" for k, v in env.items()]
         pid = self.command("guest-exec", **arguments)["pid"]
         deadline = time.monotonic() + timeout
         delay = 0.05
@@ -93,14 +100,32 @@ class GuestAgent:
             stderr=_decode(status.get("err-data")),
         )
 
-    def run(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None) -> str:
+    def run(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None,
+            env: dict[str, str] | None = None) -> str:
         """Run ``argv``; return its stdout, or raise naming the command and its stderr."""
-        result = self.exec(argv, timeout, stdin)
+        result = self.exec(argv, timeout, stdin, env)
         if not result.ok:
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise AgentError(f"'{' '.join(argv)}' in '{self.domain.name}' exited {result.exit_code}: "
                              + " | ".join(tail))
         return result.stdout
+
+    def set_time(self) -> None:
+        """Set the guest clock from the host's (after a revert the guest's clock is in the past)."""
+        self.command("guest-set-time", time=time.time_ns())
+
+    def write_file(self, path: str, source: BinaryIO, chunk: int = 64 * 1024) -> int:
+        """Copy ``source`` into the guest file ``path`` in bounded chunks (64 KiB: larger ones
+        were seen to hang the agent). Slow (a few MB/s): for small files only."""
+        handle = self.command("guest-file-open", path=path, mode="wb")
+        written = 0
+        try:
+            while block := source.read(chunk):
+                self.command("guest-file-write", handle=handle, **{"buf-b64": base64.b64encode(block).decode()})
+                written += len(block)
+        finally:
+            self.command("guest-file-close", handle=handle)
+        return written
 
     def hostname(self) -> str:
         return self.command("guest-get-host-name")["host-name"]

@@ -86,6 +86,33 @@ class Domain:
         with translated(self._what("removing")):
             self.dom.undefineFlags(_UNDEFINE_EVERYTHING)
 
+    # media ----------------------------------------------------------------
+    def attach_device(self, device_xml: str) -> None:
+        """Hot-plug a device into the running domain (not into its persistent definition)."""
+        with translated(self._what("hot-plugging a device into")):
+            self.dom.attachDeviceFlags(device_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    def detach_device(self, device_xml: str) -> None:
+        with translated(self._what("unplugging a device from")):
+            self.dom.detachDeviceFlags(device_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+    # internal snapshots ---------------------------------------------------
+    def create_snapshot(self, snapshot_xml: str) -> None:
+        with translated(self._what("taking a snapshot of")):
+            self.dom.snapshotCreateXML(snapshot_xml, libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)
+
+    def snapshot_names(self) -> list[str]:
+        with translated(self._what("listing snapshots of")):
+            return self.dom.snapshotListNames(0)
+
+    def revert_to_snapshot(self, name: str) -> None:
+        with translated(self._what(f"reverting to snapshot '{name}' of")):
+            self.dom.revertToSnapshot(self.dom.snapshotLookupByName(name, 0), 0)
+
+    def delete_snapshot(self, name: str) -> None:
+        with translated(self._what(f"deleting snapshot '{name}' of")):
+            self.dom.snapshotLookupByName(name, 0).delete(0)
+
     def agent(self, timeout: float = 10) -> "GuestAgent":
         from .agent import GuestAgent
 

@@ -94,6 +94,23 @@ def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
         {"name": target, "target_file": str(dest) if dest else None} for target, dest in disks]))
 
 
+def cdrom_xml(path: Path, target: str) -> str:
+    return serialise(render("cdrom", path=str(path), target=target))
+
+
+def snapshot_xml(name: str, description: str) -> str:
+    return serialise(render("domainsnapshot", name=name, description=description))
+
+
+def free_scsi_target(domain_xml: str) -> str:
+    """The first sdX name no disk of the domain uses."""
+    used = {t.get("dev") for t in parse(domain_xml).iterfind("devices/disk/target")}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        if f"sd{letter}" not in used:
+            return f"sd{letter}"
+    raise KeyError("no free SCSI target")
+
+
 def _metadata(root: etree._Element) -> etree._Element:
     metadata = root.find("metadata")
     if metadata is None:
