@@ -1,0 +1,105 @@
+"""``labmgr dumps ...``: parse arguments, call the dump store, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..cli.progress import RichReporter
+from ..spec import load_environment
+from ..timeparse import format_point, parse_point
+
+SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+
+
+@click.group()
+def dumps() -> None:
+    """Hourly dumps of production's databases and files: store, import, verify, prune."""
+
+
+@dumps.command("import")
+@SPEC
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def dumps_import(spec: Path, directory: Path) -> int:
+    """Index dumps another tool wrote to DIRECTORY (named SERVER--SOURCE--YYYYMMDDTHHMMSSZ.EXT[.age])."""
+    from . import import_dir
+
+    result = import_dir(load_environment(spec), directory, RichReporter())
+    for path, reason in result.rejected:
+        click.echo(f"rejected {path}: {reason}", err=True)
+    click.echo(f"{len(result.added)} added, {result.skipped_unchanged} unchanged, {len(result.rejected)} rejected")
+    return 1 if result.rejected else 0
+
+
+@dumps.command("list")
+@SPEC
+@click.option("--server", default=None, help="only this server's dumps")
+@click.option("--source", default=None, help="only this dump source")
+@click.option("--since", default=None, help="e.g. '2026-11-21T08:00', '3 hours ago', 'yesterday'")
+@click.option("--until", default=None, help="same forms as --since")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def dumps_list(spec: Path, server: str | None, source: str | None, since: str | None, until: str | None,
+               as_json: bool) -> None:
+    """List stored dumps, newest first."""
+    from . import store_for
+
+    env = load_environment(spec)
+    if server:
+        env.server(server)   # an unknown name is an error naming the known ones
+    with store_for(env) as store:
+        records = store.catalog.list(server, source, since and parse_point(since), until and parse_point(until))
+    if as_json:
+        click.echo(json.dumps([_as_dict(r) for r in records], indent=2))
+        return
+    if not records:
+        click.echo(f"no dumps of {env.name} match")
+    for r in records:
+        click.echo(f"{r.id:>6}  {format_point(r.taken_at):<20} {r.server + '/' + r.source:<24} {r.kind:<8} "
+                   f"{_size(r.size):>10}  {r.state:<10} {'age' if r.encrypted else '   '}  {r.collector}"
+                   + (f"  {r.note}" if r.note else ""))
+
+
+@dumps.command("verify")
+@SPEC
+def dumps_verify(spec: Path) -> int:
+    """Re-hash every stored dump; mark each good or bad. Exit status 1 when any is bad."""
+    from . import verify
+
+    bad = verify(load_environment(spec), RichReporter())
+    for record in bad:
+        click.echo(f"bad: {record.label}: {record.note}")
+    click.echo(f"{len(bad)} bad dumps" if bad else "every dump matches its checksum")
+    return 1 if bad else 0
+
+
+@dumps.command("prune")
+@SPEC
+@click.option("--dry-run", is_flag=True, help="only say what would be deleted")
+def dumps_prune(spec: Path, dry_run: bool) -> None:
+    """Delete dumps the spec's retention no longer keeps."""
+    from . import prune, store_for
+
+    env = load_environment(spec)
+    with store_for(env) as store:
+        doomed = prune(store, env.dumps.retention, reporter=RichReporter(), dry_run=dry_run)
+    for record in doomed:
+        click.echo(f"{'would delete' if dry_run else 'deleted'} {record.label} ({record.path.name})")
+    click.echo(f"{len(doomed)} dumps {'to delete' if dry_run else 'deleted'}")
+
+
+def _as_dict(r) -> dict:
+    from .record import manifest
+
+    verified = r.verified_at.strftime("%Y-%m-%dT%H:%M:%SZ") if r.verified_at else None
+    return {"id": r.id, **manifest(r), "path": str(r.path), "state": r.state, "verified_at": verified,
+            "note": r.note}
+
+
+def _size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"

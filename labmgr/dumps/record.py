@@ -1,0 +1,88 @@
+"""A stored dump as the catalog knows it, and its manifest (the JSON file next to it).
+
+The manifest repeats what the catalog holds so that a store directory stays
+self-describing: the catalog can be rebuilt from manifests, and a copied dump
+carries its checksums with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from .. import __version__
+from ..timeparse import format_point, utc
+
+State = Literal["unverified", "good", "bad"]
+STATES = ("unverified", "good", "bad")
+COLLECTORS = ("ssh", "agent", "import")
+
+
+@dataclass
+class DumpRecord:
+    id: int | None
+    server: str
+    source: str
+    kind: str
+    taken_at: datetime                  # UTC
+    size: int                           # stored bytes
+    sha256: str                         # of the stored bytes (ciphertext when encrypted)
+    content_sha256: str | None          # of the plaintext; None when imported already encrypted
+    encrypted: bool
+    path: Path
+    state: State = "unverified"
+    verified_at: datetime | None = None
+    note: str = ""
+    collector: str = "import"
+    collected_at: datetime | None = None
+    recipients: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """How messages name a dump: ``db/invoices 2026-11-21T08:00Z``."""
+        return f"{self.server}/{self.source} {format_point(self.taken_at)}"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".json")
+
+
+def manifest(record: DumpRecord) -> dict:
+    return {
+        "server": record.server,
+        "source": record.source,
+        "kind": record.kind,
+        "taken_at": _iso(record.taken_at),
+        "size": record.size,
+        "sha256": record.sha256,
+        "content_sha256": record.content_sha256,
+        "encrypted": record.encrypted,
+        "recipients": list(record.recipients),
+        "collected_at": _iso(record.collected_at) if record.collected_at else None,
+        "collector": record.collector,
+        "labmgr": __version__,
+    }
+
+
+def write_manifest(record: DumpRecord) -> Path:
+    """Write the manifest atomically: a reader sees the old file or the whole new one."""
+    target = record.manifest_path
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "w") as out:
+            json.dump(manifest(record), out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _iso(moment: datetime) -> str:
+    return utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")

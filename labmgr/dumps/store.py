@@ -1,0 +1,207 @@
+"""The dump store: dump files, their manifests and the catalog, below one root.
+
+    <root>/catalog.sqlite
+    <root>/<server>/<source>/<YYYY-MM-DD>/<server>--<source>--<YYYYMMDDTHHMMSSZ>.<ext>[.age]
+    <root>/<server>/<source>/<YYYY-MM-DD>/<same name>.json        (the manifest)
+
+A dump is streamed into ``.<name>.partial`` next to its final name, fsynced and
+renamed; only then are its manifest and catalog row written. A dump that fails
+half-way leaves no file and no row.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from .. import paths
+from ..spec.model import Environment
+from ..timeparse import utc
+from . import crypto, naming, streams
+from .catalog import Catalog
+from .errors import DumpError
+from .record import COLLECTORS, DumpRecord, write_manifest
+
+
+def store_for(env: Environment) -> "DumpStore":
+    """The store of ``env``: the spec's ``dumps.store`` or ``<state>/dumps/<environment>``."""
+    return DumpStore(env.dumps.store or paths.subdir("dumps") / env.name)
+
+
+class DumpStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().absolute()
+        self.catalog = Catalog(self.root)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "DumpStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def path_for(self, server: str, source: str, kind: str, taken_at: datetime, encrypted: bool) -> Path:
+        return self.root / naming.relative_path(server, source, kind, taken_at, encrypted)
+
+    # writing ---------------------------------------------------------------
+    def write(self, server: str, source: str, kind: str, taken_at: datetime, chunks: Iterable[bytes], *,
+              encrypt_to: list[str] | None = None, collector: str) -> DumpRecord:
+        """Stream ``chunks`` into the store (age-encrypted to ``encrypt_to`` when given) and catalogue it."""
+        to = crypto.recipients(encrypt_to) if encrypt_to else None
+        final, taken_at = self._prepare(server, source, kind, taken_at, bool(to), collector)
+        reader = streams.ChunkReader(chunks)
+
+        def fill(out: BinaryIO) -> tuple[str, int]:
+            writer = streams.HashingWriter(out)
+            try:
+                if to:
+                    crypto.encrypt(reader, writer, to)
+                else:
+                    streams.copy(reader, writer)
+            except Exception:
+                if reader.error is not None:     # the producer's own error, not pyrage's wrapper of it
+                    raise _ProducerFailed(reader.error) from None
+                raise
+            return writer.digest.hexdigest(), writer.size
+
+        sha256, size = self._fill(final, fill)
+        return self._commit(DumpRecord(
+            None, server, source, kind, taken_at, size, sha256, reader.digest.hexdigest(), bool(to), final,
+            collector=collector, collected_at=_now(), recipients=[r.strip() for r in encrypt_to or []]))
+
+    def adopt(self, server: str, source: str, kind: str, taken_at: datetime, file: Path, *,
+              encrypted: bool, collector: str = "import") -> DumpRecord:
+        """Take an existing dump file into the store as it is: hard-linked when the store is on the
+        same filesystem (no copy), copied otherwise. An encrypted file's plaintext checksum stays unknown."""
+        final, taken_at = self._prepare(server, source, kind, taken_at, encrypted, collector)
+
+        def fill(out: BinaryIO) -> tuple[str, int]:
+            writer = streams.HashingWriter(out)
+            streams.copy(streams.ChunkReader(streams.file_chunks(file)), writer)
+            return writer.digest.hexdigest(), writer.size
+
+        sha256, size = self._fill(final, fill, link_from=Path(file))
+        return self._commit(DumpRecord(
+            None, server, source, kind, taken_at, size, sha256, None if encrypted else sha256, encrypted, final,
+            collector=collector, collected_at=_now()))
+
+    def _prepare(self, server: str, source: str, kind: str, taken_at: datetime, encrypted: bool,
+                 collector: str) -> tuple[Path, datetime]:
+        if kind not in naming.EXTENSIONS:
+            raise DumpError(f"'{kind}' is not a dump kind ({', '.join(naming.EXTENSIONS)})")
+        if collector not in COLLECTORS:
+            raise DumpError(f"'{collector}' is not a collector ({', '.join(COLLECTORS)})")
+        taken_at = utc(taken_at).replace(microsecond=0)    # names and the catalog have second resolution
+        existing = self.catalog.find(server, source, taken_at)
+        if existing:
+            raise DumpError(f"{existing.label} is already stored (id {existing.id}, {existing.path.name})",
+                            hint="delete it first to replace it")
+        return self.path_for(server, source, kind, taken_at, encrypted), taken_at
+
+    def _fill(self, final: Path, fill: Callable[[BinaryIO], tuple[str, int]],
+              link_from: Path | None = None) -> tuple[str, int]:
+        """Produce ``final`` through a partial file; returns (sha256, size) of its bytes."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial = final.with_name(f".{final.name}.partial")
+        partial.unlink(missing_ok=True)   # left by a crash: never a dump anyone refers to
+        try:
+            if link_from is not None and _try_link(link_from, partial):
+                sha256, size = streams.sha256_file(partial)
+            else:
+                with open(partial, "wb") as out:
+                    sha256, size = fill(out)
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.replace(partial, final)
+            _fsync_dir(final.parent)
+        except _ProducerFailed as failed:
+            partial.unlink(missing_ok=True)
+            raise failed.error from None
+        except OSError as exc:      # the store's disk (full, read-only, permissions), not the producer
+            partial.unlink(missing_ok=True)
+            raise DumpError(f"cannot write {final}: {exc.strerror or exc}") from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return sha256, size
+
+    def _commit(self, record: DumpRecord) -> DumpRecord:
+        """Manifest, then catalog row; if either fails the dump file goes too, so nothing half-exists."""
+        try:
+            write_manifest(record)
+            return self.catalog.add(record)
+        except BaseException:
+            record.path.unlink(missing_ok=True)
+            record.manifest_path.unlink(missing_ok=True)
+            raise
+
+    # reading ---------------------------------------------------------------
+    @contextmanager
+    def open_plain(self, record: DumpRecord, identity_file: Path | None = None) -> Iterator[BinaryIO]:
+        """The dump's plaintext as a binary file; an encrypted dump is decrypted into a temp file."""
+        if not record.path.is_file():
+            raise DumpError(f"{record.label}: the dump file {record.path} is missing")
+        if not record.encrypted:
+            with open(record.path, "rb") as f:
+                yield f
+            return
+        if identity_file is None:
+            raise DumpError(f"{record.label} is encrypted and no age identity was given",
+                            hint="set dumps.encryption.identity_file in the spec")
+        identities = crypto.load_identities(identity_file)
+        with tempfile.TemporaryFile(dir=self.root) as plain:    # in the store: same disk, never /tmp
+            with open(record.path, "rb") as sealed:
+                crypto.decrypt(sealed, plain, identities, record.label)
+            plain.seek(0)
+            yield plain
+
+    # removing --------------------------------------------------------------
+    def delete(self, record: DumpRecord) -> None:
+        """Remove the dump's file, its manifest and its catalog row (and directories left empty)."""
+        record.path.unlink(missing_ok=True)
+        record.manifest_path.unlink(missing_ok=True)
+        if record.id is not None:
+            self.catalog.delete(record.id)
+        directory = record.path.parent
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+            directory = directory.parent
+
+
+class _ProducerFailed(Exception):
+    """Carries the chunk iterator's own exception past the store's handling of disk errors."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)    # the catalog keeps seconds
+
+
+def _try_link(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` to ``target``; False when they are on different filesystems (or links are refused)."""
+    try:
+        os.link(source, target)
+        return True
+    except OSError:
+        return False
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
