@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from ..dumps.cli import dumps
 from ..spec import load_environment
 from .progress import RichReporter
 
@@ -113,6 +114,21 @@ def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> Non
     click.echo(f"lab {record.name} is up ({len(record.servers)} servers, snapshot {record.snapshot}; {timings})")
 
 
+@lab.command("restore")
+@click.argument("name")
+@click.option("--at", "at", required=True, help="ISO 8601 time, 'latest', or e.g. '3 hours ago'")
+def lab_restore_command(name: str, at: str) -> None:
+    """Put the lab's servers back to a point in time from the hourly dumps."""
+    from ..lab.restore import lab_restore
+
+    result = lab_restore(name, at, RichReporter())
+    for dump, taken in result.plan.describe().items():
+        click.echo(f"  {dump:<28} {taken}")
+    skew = result.plan.skew.total_seconds()
+    click.echo(f"lab {name} is at {at} (skew between servers' dumps: {skew / 60:.0f} min; "
+               f"{result.seconds.get('restore', 0):.1f} s)")
+
+
 @lab.command("list")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def lab_list(as_json: bool) -> None:
@@ -150,6 +166,11 @@ def lab_show(name: str, as_json: bool) -> None:
         for server, info in s.record.servers.items():
             click.echo(f"  server {server}: {info.hostname}, domain {info.domain} "
                        f"({s.domains.get(info.domain, 'missing')})")
+        if s.record.point:
+            point = s.record.point
+            click.echo(f"  point in time: {point['at']} (asked: {point['requested']}, restored {point['restored_at']})")
+            for dump, taken in point["dumps"].items():
+                click.echo(f"    {dump}: dump of {taken}")
         if s.record.error:
             click.echo(f"  error: {s.record.error}")
     else:
@@ -179,6 +200,28 @@ def lab_gc_command(uris: tuple[str, ...]) -> None:
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks)")
     if not removed:
         click.echo("nothing to collect")
+
+
+# dumps -----------------------------------------------------------------------
+cli.add_command(dumps)
+
+
+@dumps.command("collect")
+@SPEC
+@click.option("--server", default=None, help="only this server's sources")
+@click.option("--taken-at", default=None, help="stamp the dumps with this time instead of now (simulations)")
+def dumps_collect(spec: Path, server: str | None, taken_at: str | None) -> int:
+    """Take every dump of the environment now and store it (run hourly)."""
+    from ..dumps.hourly import collect
+    from ..timeparse import parse_point
+
+    env = load_environment(spec)
+    result = collect(env, server, parse_point(taken_at) if taken_at else None, RichReporter())
+    for record in result.stored:
+        click.echo(f"stored {record.label}: {_size(record.size)}{' (encrypted)' if record.encrypted else ''}")
+    for name, error in result.failed:
+        click.echo(f"labmgr: error: {error}", err=True)
+    return 1 if result.failed else 0
 
 
 # demo ------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class LabRecord:
     networks: dict[str, LabNetwork] = field(default_factory=dict)
     servers: dict[str, LabServer] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    point: dict = field(default_factory=dict)     # the point in time the lab is at (lab restore)
 
     @property
     def directory(self) -> Path:

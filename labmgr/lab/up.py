@@ -24,6 +24,7 @@ from ..xml.builder import LabTag, network_xml
 from . import naming, records
 from .clone import CloneInputs, derive_lab_domain
 from .records import LabNetwork, LabRecord, LabServer
+from .pointintime import take_clean_snapshot
 from .teardown import remove_lab
 
 
@@ -101,6 +102,13 @@ def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record:
     started = time.monotonic()
     _boot(hypervisor, env, record, reporter)
     record.timings["boot"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    with reporter.step("clean snapshots", total=len(env.servers)) as step:
+        for server in env.servers:
+            take_clean_snapshot(hypervisor.domain(record.servers[server.name].domain))
+            step.advance()
+    record.timings["clean_snapshot"] = round(time.monotonic() - started, 2)
     record.state = "up"
     record.save()
 
