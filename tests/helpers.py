@@ -46,10 +46,14 @@ def leftovers(hypervisor: Hypervisor, prefix: str) -> list[str]:
 
 
 def one_line_error(result: subprocess.CompletedProcess) -> str:
-    """Assert the command failed with exactly one line on stderr and no traceback; return it."""
+    """Assert the command failed with one error line, last on stderr, and no traceback; return it.
+
+    Finished progress steps ("✓ stage  1.2 s") may come before it: they are the run's log."""
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("labmgr: error: "), lines[0]
-    return lines[0]
+    assert lines, "nothing on stderr"
+    progress = [line for line in lines[:-1] if not line.lstrip().startswith(("✓", "!"))]
+    assert progress == [], result.stderr
+    assert lines[-1].startswith("labmgr: error: "), lines[-1]
+    return lines[-1]

@@ -38,9 +38,10 @@ class RichReporter:
     @contextmanager
     def step(self, label: str, total: float | None = None) -> Iterator[_RichStep]:
         started = time.monotonic()
+        # without a terminal (cron, CI, a pipe) only the finished steps are printed
         with Progress(SpinnerColumn(), TextColumn("{task.description:<40}"), BarColumn(),
                       TaskProgressColumn(), TimeElapsedColumn(), console=console,
-                      transient=True) as progress:
+                      transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task(label, total=total)
             yield _RichStep(progress, task)
         console.print(f"  [green]✓[/] {label:<40} {time.monotonic() - started:6.1f} s")

@@ -104,9 +104,11 @@ def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record:
     record.timings["boot"] = round(time.monotonic() - started, 2)
 
     started = time.monotonic()
-    with reporter.step("clean snapshots", total=len(env.servers)) as step:
+    with reporter.step("clean snapshots (after boot completes)", total=len(env.servers)) as step:
         for server in env.servers:
-            take_clean_snapshot(hypervisor.domain(record.servers[server.name].domain))
+            domain = hypervisor.domain(record.servers[server.name].domain)
+            _wait_until_booted(domain, server, env.boot_timeout, reporter)
+            take_clean_snapshot(domain)
             step.advance()
     record.timings["clean_snapshot"] = round(time.monotonic() - started, 2)
     record.state = "up"
@@ -179,6 +181,15 @@ def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter:
         for server in env.servers:
             _wait_for_addresses(hypervisor, record, server, reporter)
             step.advance()
+
+
+def _wait_until_booted(domain, server: Server, timeout: float, reporter: Reporter) -> None:
+    """Wait for the guest's services to finish starting (a database recovering after the
+    crash-consistent copy, say), so the clean snapshot is of a ready system."""
+    result = domain.agent().exec(["systemctl", "is-system-running", "--wait"], timeout=timeout)
+    state = result.stdout.strip() or result.stderr.strip()
+    if state not in ("running", "degraded"):
+        reporter.note(f"server {server.name}: boot ended in state '{state or 'unknown'}'")
 
 
 def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Server, reporter: Reporter,
