@@ -8,7 +8,8 @@ TEST_STATE ?= /var/tmp/labmgr-test-state
 
 DEB_PACKAGES := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
 	qemu-system-x86 qemu-utils dnsmasq-base iptables debootstrap e2fsprogs iproute2 \
-	python3 python3-venv python3-dev gcc libxml2-utils netcat-openbsd
+	python3 python3-venv python3-dev gcc libxml2-utils \
+	openssh-server openssh-client postgresql mariadb-server mariadb-client
 
 .PHONY: demo demo-down test bench deps venv libvirt clean
 

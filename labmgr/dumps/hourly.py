@@ -15,6 +15,7 @@ from ..errors import LabmgrError
 from ..progress import SILENT, Reporter
 from ..spec import Environment
 from .collect import open_dump_stream
+from .errors import DumpError
 from .record import DumpRecord
 from .store import store_for
 
@@ -37,21 +38,23 @@ def collect(env: Environment, server_name: str | None = None, taken_at: datetime
             for source in server.dumps:
                 name = f"{server.name}/{source.name}"
                 stamp = taken_at or datetime.now(timezone.utc)
-                with reporter.step(f"collect {name}") as step:
-                    try:
-                        with open_dump_stream(env, server, source) as chunks:
-                            record = store.write(server.name, source.name, source.kind, stamp,
-                                                 _counting(chunks, step), encrypt_to=recipients,
-                                                 collector=source.via)
-                    except LabmgrError as exc:
-                        result.failed.append((name, str(exc)))
-                        reporter.note(f"{name}: {exc}")
-                        continue
+                try:
+                    with reporter.step(f"collect {name}") as step, open_dump_stream(env, server, source) as chunks:
+                        record = store.write(server.name, source.name, source.kind, stamp,
+                                             _counting(chunks, step, name), encrypt_to=recipients,
+                                             collector=source.via)
+                except LabmgrError as exc:
+                    result.failed.append((name, str(exc)))
+                    continue
                 result.stored.append(record)
     return result
 
 
-def _counting(chunks, step):
+def _counting(chunks, step, name: str):
+    total = 0
     for chunk in chunks:
+        total += len(chunk)
         step.advance(len(chunk))
         yield chunk
+    if total == 0:     # no dump tool writes nothing: an empty dump is a broken one
+        raise DumpError(f"{name}: the dump command produced no data")

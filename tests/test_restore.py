@@ -1,0 +1,178 @@
+"""Point-in-time restore in a running lab, with real PostgreSQL, MariaDB and session files.
+
+A production VM (the db test image) gets data hour by hour; after each hour its
+dumps are collected through the guest agent, stamped with that simulated hour.
+A lab cloned once is then switched between hours and must show exactly that
+hour's data; broken dumps, failing restores and a silent agent leave it where it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import yaml
+
+from labmgr.demo import production as prod
+from labmgr.dumps.hourly import collect
+from labmgr.dumps.store import store_for
+from labmgr.image import build_image, load_recipe
+from labmgr.lab import records
+from labmgr.lab.pointintime import CLEAN
+from labmgr.lab.teardown import lab_down
+from labmgr.lab.up import lab_up
+from labmgr.snapshot import capture
+from labmgr.spec import load_environment
+from labmgr.timeparse import format_point
+
+from conftest import TESTS
+from helpers import labmgr, one_line_error
+
+pytestmark = pytest.mark.libvirt
+LAB = "lmt-r"
+T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
+HOURS = (1, 2, 3)
+SESSIONS = "/var/lib/app/sessions"
+
+
+def psql(agent, sql: str) -> str:
+    return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", "shop", "-c", sql]).strip()
+
+
+def mariadb(agent, sql: str) -> str:
+    return agent.run(["mariadb", "-N", "-B", "crm", "-e", sql]).strip()
+
+
+@pytest.fixture(scope="module")
+def db_image():
+    return build_image(load_recipe(TESTS / "images" / "db.yaml"))
+
+
+@pytest.fixture(scope="module")
+def dbprod(hypervisor, db_image, tmp_path_factory):
+    environment = prod.Production(prefix="lmt-dbp", network="10.81.0.0/24", gateway="10.81.0.1", servers=[
+        prod.ProdServer("db", "db01.shop.test", "10.81.0.11", "52:54:00:81:00:11", memory=1024)])
+    prod.create(hypervisor, environment, db_image)
+    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+    agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
+    agent.run(["mkdir", "-p", SESSIONS])
+    spec = environment.spec()
+    spec["servers"][0]["dumps"] = [
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
+    ]
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+    path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    yield environment, path, agent
+    prod.remove(hypervisor, environment)
+
+
+@pytest.fixture(scope="module")
+def hourly(dbprod):
+    """Three simulated hours of work in production, each followed by collection."""
+    environment, spec, agent = dbprod
+    env = load_environment(spec)
+    for hour in HOURS:
+        stamp = T0 + timedelta(hours=hour)
+        first = (hour - 1) * 10 + 1
+        psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, {first + 9}) n")
+        mariadb(agent, f"INSERT INTO contacts VALUES ({hour}, {hour})")
+        agent.run(["sh", "-c", f"echo user{hour} > {SESSIONS}/sess_h{hour}"])
+        result = collect(env, taken_at=stamp)
+        assert not result.failed, result.failed
+        assert len(result.stored) == 3
+    return env
+
+
+@pytest.fixture(scope="module")
+def lab(hypervisor, dbprod, hourly):
+    _, spec, _ = dbprod
+    env = load_environment(spec)
+    capture(env)
+    record = lab_up(env, spec, name=LAB)
+    yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+    lab_down(LAB, hypervisor_uri="qemu:///system")
+
+
+def at(hour: int) -> str:
+    return format_point(T0 + timedelta(hours=hour, minutes=30))
+
+
+def assert_at_hour(agent, hour: int) -> None:
+    count, newest = psql(agent, "SELECT count(*), max(created_at) FROM invoices").split("|")
+    assert int(count) == 10 * hour
+    assert datetime.fromisoformat(newest) == T0 + timedelta(hours=hour)
+    assert mariadb(agent, "SELECT count(*), max(hour) FROM contacts").split() == [str(hour), str(hour)]
+    sessions = agent.run(["ls", SESSIONS]).split()
+    assert sessions == [f"sess_h{h}" for h in range(1, hour + 1)]
+
+
+def test_the_lab_shows_exactly_the_hour_asked_for(lab) -> None:
+    record, agent = lab
+    for hour in (2, 1, 3):
+        result = labmgr("lab", "restore", LAB, "--at", at(hour))
+        assert result.returncode == 0, result.stderr
+        assert "skew between servers' dumps: 0 min" in result.stdout
+        assert_at_hour(agent, hour)
+        point = records.load(LAB).point
+        assert point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=hour))
+    shown = labmgr("lab", "show", LAB)
+    assert "db/invoices: dump of" in shown.stdout
+
+
+def test_no_dump_that_early_is_refused(lab) -> None:
+    _, agent = lab
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", format_point(T0)))
+    assert "no good invoices dump taken at or before" in line
+    assert_at_hour(agent, 3)
+
+
+def test_a_tampered_dump_is_refused_before_the_lab_is_touched(lab, hourly) -> None:
+    _, agent = lab
+    with store_for(hourly) as store:
+        victim = store.catalog.newest_good_at("db", "invoices", T0 + timedelta(hours=2, minutes=30))
+    victim.path.chmod(0o644)
+    with open(victim.path, "r+b") as f:
+        f.seek(100)
+        f.write(b"tampered")
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(2)))
+    assert "db/invoices" in line and "sha256 mismatch" in line
+    assert_at_hour(agent, 3)
+    listed = labmgr("dumps", "list", str(records.load(LAB).spec), "--json")
+    states = {(d["source"], d["taken_at"]): d["state"] for d in yaml.safe_load(listed.stdout)}
+    assert "bad" in states.values()
+
+
+def test_a_failing_restore_reverts_the_lab(lab, hourly) -> None:
+    _, agent = lab
+    stamp = T0 + timedelta(hours=4)
+    with store_for(hourly) as store:
+        for source, kind in (("crm", "mariadb"), ("sessions", "files")):
+            good = store.catalog.newest_good_at("db", source, stamp)
+            with open(good.path, "rb") as f:
+                store.write("db", source, kind, stamp, iter([f.read()]), collector="import")
+        store.write("db", "invoices", "postgres", stamp, iter([b"this is not a pg_dump archive"]),
+                    collector="import")
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(4)))
+    assert "server db" in line and "db/invoices" in line and "failed (exit" in line
+    assert_at_hour(agent, 3)
+    assert records.load(LAB).point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
+
+
+def test_a_silent_agent_leaves_the_lab_as_it_was(lab, hypervisor) -> None:
+    record, agent = lab
+    domain = hypervisor.domain(record.servers["db"].domain)
+    agent.command("guest-exec", path="sh", arg=["-c", "sleep 1; kill -STOP $(pidof qemu-ga)"])
+    import time
+    deadline = time.monotonic() + 30
+    while agent.ping(timeout=2):
+        assert time.monotonic() < deadline
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(1)))
+    assert "does not answer" in line and "left as it was" in line
+    assert records.load(LAB).point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
+    domain.revert_to_snapshot(CLEAN)     # the clean snapshot's agent is running again
+    assert domain.agent().wait_ready(timeout=60) >= 0
