@@ -23,7 +23,9 @@ test: venv libvirt
 	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) -m pytest -v -ra
 
 bench: venv libvirt
-	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/run.py
+	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/clone.py
+	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/catalog.py
+	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/restore.py
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

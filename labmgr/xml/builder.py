@@ -94,8 +94,9 @@ def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
         {"name": target, "target_file": str(dest) if dest else None} for target, dest in disks]))
 
 
-def cdrom_xml(path: Path, target: str) -> str:
-    return serialise(render("cdrom", path=str(path), target=target))
+def cdrom_xml(path: Path, target: str, device: str = "cdrom") -> str:
+    """A read-only raw medium on the SCSI bus: a CD-ROM, or (device="disk") a plain disk."""
+    return serialise(render("cdrom", path=str(path), target=target, device=device))
 
 
 def snapshot_xml(name: str, description: str) -> str:
