@@ -8,8 +8,11 @@ hour's data; broken dumps, failing restores and a silent agent leave it where it
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import datetime, timedelta, timezone
 
+import pyrage
 import pytest
 import yaml
 
@@ -64,7 +67,13 @@ def dbprod(hypervisor, db_image, tmp_path_factory):
         {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
         {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
     ]
-    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+    # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
+    keys = tmp_path_factory.mktemp("keys")
+    identity = pyrage.x25519.Identity.generate()
+    (keys / "age.key").write_text(f"{identity}\n")
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store")),
+                     "encryption": {"recipients": [str(identity.to_public())],
+                                    "identity_file": str(keys / "age.key")}}
     path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     yield environment, path, agent
@@ -84,7 +93,8 @@ def hourly(dbprod):
         agent.run(["sh", "-c", f"echo user{hour} > {SESSIONS}/sess_h{hour}"])
         result = collect(env, taken_at=stamp)
         assert not result.failed, result.failed
-        assert len(result.stored) == 3
+        assert len(result.stored) == 3 and all(r.encrypted for r in result.stored)
+        assert not result.stored[0].path.read_bytes().startswith(b"PGDMP")    # ciphertext, not a pg_dump
     return env
 
 
@@ -131,7 +141,7 @@ def test_no_dump_that_early_is_refused(lab) -> None:
     assert_at_hour(agent, 3)
 
 
-def test_a_tampered_dump_is_refused_before_the_lab_is_touched(lab, hourly) -> None:
+def test_tampered_and_truncated_dumps_are_refused_before_the_lab_is_touched(lab, hourly) -> None:
     _, agent = lab
     with store_for(hourly) as store:
         victim = store.catalog.newest_good_at("db", "invoices", T0 + timedelta(hours=2, minutes=30))
@@ -141,6 +151,13 @@ def test_a_tampered_dump_is_refused_before_the_lab_is_touched(lab, hourly) -> No
         f.write(b"tampered")
     line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(2)))
     assert "db/invoices" in line and "sha256 mismatch" in line
+    assert_at_hour(agent, 3)
+    with store_for(hourly) as store:
+        short = store.catalog.newest_good_at("db", "crm", T0 + timedelta(hours=1, minutes=30))
+    short.path.chmod(0o644)
+    os.truncate(short.path, short.size // 2)
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(1)))
+    assert "db/crm" in line and "sha256 mismatch" in line
     assert_at_hour(agent, 3)
     listed = labmgr("dumps", "list", str(records.load(LAB).spec), "--json")
     states = {(d["source"], d["taken_at"]): d["state"] for d in yaml.safe_load(listed.stdout)}
@@ -167,11 +184,10 @@ def test_a_silent_agent_leaves_the_lab_as_it_was(lab, hypervisor) -> None:
     record, agent = lab
     domain = hypervisor.domain(record.servers["db"].domain)
     agent.command("guest-exec", path="sh", arg=["-c", "sleep 1; kill -STOP $(pidof qemu-ga)"])
-    import time
     deadline = time.monotonic() + 30
     while agent.ping(timeout=2):
         assert time.monotonic() < deadline
-    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(1)))
+    line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(2)))
     assert "does not answer" in line and "left as it was" in line
     assert records.load(LAB).point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
     domain.revert_to_snapshot(CLEAN)     # the clean snapshot's agent is running again
