@@ -53,6 +53,7 @@ LAB = "lmbench-lab"
 def main() -> None:
     image = build_image(load_recipe(REPO / "tests" / "images" / "base.yaml"))
     work = Path(tempfile.mkdtemp(prefix="bench-restore-", dir=os.environ["LABMGR_STATE_DIR"]))
+    work.chmod(0o755)    # QEMU (libvirt-qemu) opens the media in it
     production = prod.Production(prefix="lmbench", network="10.83.0.0/24", gateway="10.83.0.1", servers=[
         prod.ProdServer("app", "app01.bench.test", "10.83.0.12", "52:54:00:83:00:12")])
     with connect(production.uri) as hypervisor:
