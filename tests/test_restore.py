@@ -8,6 +8,7 @@ hour's data; broken dumps, failing restores and a silent agent leave it where it
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,8 @@ import yaml
 
 from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
+from labmgr.dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
+from labmgr.dumps.media import MediaFile
 from labmgr.dumps.store import store_for
 from labmgr.image import build_image, load_recipe
 from labmgr.lab import records
@@ -192,3 +195,21 @@ def test_a_silent_agent_leaves_the_lab_as_it_was(lab, hypervisor) -> None:
     assert records.load(LAB).point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
     domain.revert_to_snapshot(CLEAN)     # the clean snapshot's agent is running again
     assert domain.agent().wait_ready(timeout=60) >= 0
+
+
+def test_without_hot_plug_small_dumps_travel_through_the_agent(lab, hourly, tmp_path) -> None:
+    """When the medium cannot be hot-plugged, small dumps are written by the guest agent instead."""
+    record, agent = lab
+    with store_for(hourly) as store:
+        dump = store.catalog.newest_good_at("db", "sessions", T0 + timedelta(hours=2, minutes=30))
+        with store.open_plain(dump, hourly.dumps.encryption.identity_file) as plain:
+            data = plain.read()
+    source = tmp_path / "sessions.tar"
+    source.write_bytes(data)
+    media = MediaFile("sessions.tar", source, hashlib.sha256(data).hexdigest(), "files", "db/sessions", "h2")
+    restore = Restore(media, DEFAULT_RESTORE["files"], {"LABMGR_PATH": SESSIONS})
+    domain = agent.domain
+    # QEMU cannot open a medium that does not exist: the hot-plug is refused
+    report = inject_and_restore(domain, tmp_path / "missing.iso", "LABMGR_NONE", [restore], "db")
+    assert report.transport == "agent"
+    assert agent.run(["ls", SESSIONS]).split() == ["sess_h1", "sess_h2"]
