@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from ..dumps.cli import dumps
 from ..spec import load_environment
+from .dumps import dumps
+from .format import human_size
 from .progress import RichReporter
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
@@ -72,7 +73,7 @@ def snapshot_capture(spec: Path) -> None:
     env = load_environment(spec)
     taken = capture(env, RichReporter())
     click.echo(f"snapshot {taken.id} of {env.name}: {len(taken.servers)} servers, "
-               f"{_size(taken.size())}, {taken.seconds:.1f} s")
+               f"{human_size(taken.size())}, {taken.seconds:.1f} s")
 
 
 @snapshot.command("list")
@@ -91,7 +92,7 @@ def snapshot_list(spec: Path, as_json: bool) -> None:
         click.echo(f"no snapshots of {env.name} yet ('labmgr snapshot capture {spec}')")
     for s in snapshots:
         methods = ", ".join(f"{n}:{c.method}{'+frozen' if c.frozen else ''}" for n, c in s.servers.items())
-        click.echo(f"{s.id}  {s.taken_at}  {_size(s.size()):>9}  {methods}")
+        click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}")
 
 
 # labs ------------------------------------------------------------------------
@@ -218,7 +219,7 @@ def dumps_collect(spec: Path, server: str | None, taken_at: str | None) -> int:
     env = load_environment(spec)
     result = collect(env, server, parse_point(taken_at) if taken_at else None, RichReporter())
     for record in result.stored:
-        click.echo(f"stored {record.label}: {_size(record.size)}{' (encrypted)' if record.encrypted else ''}")
+        click.echo(f"stored {record.label}: {human_size(record.size)}{' (encrypted)' if record.encrypted else ''}")
     for name, error in result.failed:
         click.echo(f"labmgr: error: {error}", err=True)
     return 1 if result.failed else 0
@@ -248,11 +249,3 @@ def _status_dict(s) -> dict:
             "snapshot": s.snapshot, "created_at": s.created_at, "domains": s.domains, "networks": s.networks,
             "bridges": {n: v.bridge for n, v in s.record.networks.items()} if s.record else {},
             "timings": s.record.timings if s.record else {}}
-
-
-def _size(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"

@@ -84,21 +84,26 @@ class GuestAgent:
             # guest-exec replaces the environment: keep a usable PATH
             arguments["env"] = [f"PATH={GUEST_PATH}"] + [f"{k}={v}" for k, v in env.items()]
         pid = self.command("guest-exec", **arguments)["pid"]
-        deadline = time.monotonic() + timeout
-        delay = 0.05
-        while True:
-            status = self.command("guest-exec-status", pid=pid)
-            if status.get("exited"):
-                break
-            if time.monotonic() > deadline:
-                raise AgentError(f"'{' '.join(argv)}' in '{self.domain.name}' did not finish within {timeout:.0f} s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+        status = self.wait_exit(pid, time.monotonic() + timeout)
+        if status is None:
+            raise AgentError(f"'{' '.join(argv)}' in '{self.domain.name}' did not finish within {timeout:.0f} s")
         return ExecResult(
             exit_code=status.get("exitcode", -1 if status.get("signal") else 0),
             stdout=_decode(status.get("out-data")),
             stderr=_decode(status.get("err-data")),
         )
+
+    def wait_exit(self, pid: int, deadline: float) -> dict[str, Any] | None:
+        """Poll guest-exec-status of ``pid`` until it exits (its status) or ``deadline`` passes (None)."""
+        delay = 0.05
+        while True:
+            status = self.command("guest-exec-status", pid=pid)
+            if status.get("exited"):
+                return status
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
 
     def run(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None,
             env: dict[str, str] | None = None) -> str:

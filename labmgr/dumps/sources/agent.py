@@ -97,19 +97,16 @@ class _Dump:
                         **{"capture-output": True})["pid"]
         started = time.monotonic()
         deadline = started + seconds + 30
-        delay = 0.05
-        while True:
-            status = self.call("guest-exec-status", pid=pid)
-            if status.get("exited"):
-                break
-            if time.monotonic() > deadline:
-                try:     # timeout(1) leads its own process group: end all of it
-                    self.agent.run(["sh", "-c", f"kill -KILL -- -{pid} {pid}; true"], timeout=CALL_TIMEOUT)
-                except AgentError:
-                    pass
-                raise self.error(f"'{short(self.argv)}' did not finish within {seconds} s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        try:
+            status = self.agent.wait_exit(pid, deadline)
+        except AgentError as exc:
+            raise self.error(f"guest-exec-status failed: {exc.message}", hint=exc.hint) from None
+        if status is None:
+            try:     # timeout(1) leads its own process group: end all of it
+                self.agent.run(["sh", "-c", f"kill -KILL -- -{pid} {pid}; true"], timeout=CALL_TIMEOUT)
+            except AgentError:
+                pass
+            raise self.error(f"'{short(self.argv)}' did not finish within {seconds} s")
         for key in ("err-data", "out-data"):          # the wrapper's own complaints, if any
             if status.get(key):
                 self.tail.feed(base64.b64decode(status[key]))

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..cli.progress import RichReporter
 from ..spec import load_environment
 from ..timeparse import format_point, parse_point
+from .format import human_size
+from .progress import RichReporter
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -24,7 +25,7 @@ def dumps() -> None:
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 def dumps_import(spec: Path, directory: Path) -> int:
     """Index dumps another tool wrote to DIRECTORY (named SERVER--SOURCE--YYYYMMDDTHHMMSSZ.EXT[.age])."""
-    from . import import_dir
+    from ..dumps import import_dir
 
     result = import_dir(load_environment(spec), directory, RichReporter())
     for path, reason in result.rejected:
@@ -43,7 +44,7 @@ def dumps_import(spec: Path, directory: Path) -> int:
 def dumps_list(spec: Path, server: str | None, source: str | None, since: str | None, until: str | None,
                as_json: bool) -> None:
     """List stored dumps, newest first."""
-    from . import store_for
+    from ..dumps import store_for
 
     env = load_environment(spec)
     if server:
@@ -57,7 +58,7 @@ def dumps_list(spec: Path, server: str | None, source: str | None, since: str | 
         click.echo(f"no dumps of {env.name} match")
     for r in records:
         click.echo(f"{r.id:>6}  {format_point(r.taken_at):<20} {r.server + '/' + r.source:<24} {r.kind:<8} "
-                   f"{_size(r.size):>10}  {r.state:<10} {'age' if r.encrypted else '   '}  {r.collector}"
+                   f"{human_size(r.size):>10}  {r.state:<10} {'age' if r.encrypted else '   '}  {r.collector}"
                    + (f"  {r.note}" if r.note else ""))
 
 
@@ -65,7 +66,7 @@ def dumps_list(spec: Path, server: str | None, source: str | None, since: str | 
 @SPEC
 def dumps_verify(spec: Path) -> int:
     """Re-hash every stored dump; mark each good or bad. Exit status 1 when any is bad."""
-    from . import verify
+    from ..dumps import verify
 
     bad = verify(load_environment(spec), RichReporter())
     for record in bad:
@@ -79,7 +80,7 @@ def dumps_verify(spec: Path) -> int:
 @click.option("--dry-run", is_flag=True, help="only say what would be deleted")
 def dumps_prune(spec: Path, dry_run: bool) -> None:
     """Delete dumps the spec's retention no longer keeps."""
-    from . import prune, store_for
+    from ..dumps import prune, store_for
 
     env = load_environment(spec)
     with store_for(env) as store:
@@ -90,16 +91,8 @@ def dumps_prune(spec: Path, dry_run: bool) -> None:
 
 
 def _as_dict(r) -> dict:
-    from .record import manifest
+    from ..dumps.record import manifest
 
     verified = r.verified_at.strftime("%Y-%m-%dT%H:%M:%SZ") if r.verified_at else None
     return {"id": r.id, **manifest(r), "path": str(r.path), "state": r.state, "verified_at": verified,
             "note": r.note}
-
-
-def _size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
