@@ -47,12 +47,11 @@ def _tool(command: str, package: str) -> Check:
 def _libvirt(uri: str) -> Check:
     try:
         with connect(uri) as hypervisor:
-            version = hypervisor.conn.getLibVersion()
+            version = hypervisor.libvirt_version()
     except LabmgrError as exc:
         return Check("libvirt", "fail", str(exc.message),
                      "mkdir -p /run/libvirt; virtlogd -d; libvirtd -d (or systemctl start libvirtd)")
-    major, minor = version // 1_000_000, version // 1000 % 1000
-    return Check("libvirt", "ok", f"{uri} answers (libvirt {major}.{minor})")
+    return Check("libvirt", "ok", f"{uri} answers (libvirt {version})")
 
 
 def _accel(uri: str, env: Environment | None) -> Check:

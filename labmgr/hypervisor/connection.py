@@ -64,6 +64,11 @@ class Hypervisor:
             return {n.bridgeName() for n in self.conn.listAllNetworks() if n.isActive()}
 
     # host ----------------------------------------------------------------
+    def libvirt_version(self) -> str:
+        with translated(f"asking {self.uri} for its version"):
+            version = self.conn.getLibVersion()
+        return f"{version // 1_000_000}.{version // 1000 % 1000}"
+
     def supports_virt_type(self, virt_type: str) -> bool:
         try:
             self.conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0)
