@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ from labmgr.lab.restore import lab_restore  # noqa: E402
 from labmgr.lab.teardown import lab_down  # noqa: E402
 from labmgr.lab.up import lab_up  # noqa: E402
 from labmgr.snapshot import capture  # noqa: E402
+from labmgr.snapshot.store import environment_dir  # noqa: E402
 from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 from labmgr.xml.builder import cdrom_xml, free_scsi_target  # noqa: E402
@@ -83,6 +85,7 @@ def main() -> None:
             except Exception:
                 pass
             prod.remove(hypervisor, production)
+            shutil.rmtree(environment_dir(production.prefix), ignore_errors=True)
             for path in sorted(work.rglob("*"), reverse=True):
                 path.unlink() if path.is_file() else path.rmdir()
             work.rmdir()

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from labmgr.demo import production as prod
+from labmgr.lab import records
 from labmgr.snapshot import list_snapshots
 
 from helpers import labmgr, leftovers, one_line_error, sha256
@@ -138,3 +139,18 @@ def test_doctor_names_the_fix(tmp_path) -> None:
     assert "libvirt" in ok.stdout and "qemu-img" in ok.stdout
     broken = labmgr("doctor", "--hypervisor", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
     assert broken.returncode == 1 and "FAIL" in broken.stdout and "libvirtd -d" in broken.stdout
+
+
+def test_a_snapshot_in_use_is_not_deleted(hypervisor, cold) -> None:
+    environment, spec = cold
+    assert labmgr("snapshot", "capture", str(spec)).returncode == 0
+    snapshot = list_snapshots("lmt-cold")[-1]
+    # a lab record cloned from it (what lab up writes first)
+    records.reserve("lmt-inuse", "lmt-cold", hypervisor="qemu:///system", snapshot=snapshot.id, spec=str(spec))
+    try:
+        line = one_line_error(labmgr("snapshot", "delete", str(spec), snapshot.id))
+        assert "in use by lab lmt-inuse" in line
+    finally:
+        assert labmgr("lab", "down", "lmt-inuse").returncode == 0
+    removed = labmgr("snapshot", "delete", str(spec), snapshot.id)
+    assert removed.returncode == 0 and not snapshot.path.exists()

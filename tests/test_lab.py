@@ -15,7 +15,7 @@ from labmgr import paths
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
-from labmgr.snapshot import capture
+from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 
 from helpers import REPO, backing_chain, labmgr, leftovers, sha256
@@ -51,7 +51,9 @@ def before(hypervisor, production):
 
 @pytest.fixture(scope="module")
 def snapshot(env, before):
-    return capture(env)
+    taken = capture(env)
+    yield taken
+    delete_snapshot(env.name, taken.id)
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from labmgr.lab import records
 from labmgr.lab.pointintime import CLEAN
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
-from labmgr.snapshot import capture
+from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
@@ -105,10 +105,11 @@ def hourly(dbprod):
 def lab(hypervisor, dbprod, hourly):
     _, spec, _ = dbprod
     env = load_environment(spec)
-    capture(env)
+    taken = capture(env)
     record = lab_up(env, spec, name=LAB)
     yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
     lab_down(LAB, hypervisor_uri="qemu:///system")
+    delete_snapshot(env.name, taken.id)
 
 
 def at(hour: int) -> str:

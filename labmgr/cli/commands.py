@@ -95,6 +95,18 @@ def snapshot_list(spec: Path, as_json: bool) -> None:
         click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}")
 
 
+@snapshot.command("delete")
+@SPEC
+@click.argument("snapshot_id")
+def snapshot_delete(spec: Path, snapshot_id: str) -> None:
+    """Remove a snapshot no lab is cloned from."""
+    from ..snapshot import delete_snapshot
+
+    env = load_environment(spec)
+    removed = delete_snapshot(env.name, snapshot_id)
+    click.echo(f"snapshot {removed.id} of {env.name} removed ({human_size(removed.size())})")
+
+
 # labs ------------------------------------------------------------------------
 @cli.group()
 def lab() -> None:

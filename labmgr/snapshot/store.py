@@ -108,3 +108,17 @@ def find_snapshot(environment: str, snapshot_id: str | None = None) -> Snapshot:
 
 def remove_partial(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def delete_snapshot(environment: str, snapshot_id: str) -> Snapshot:
+    """Remove a snapshot; refused while a lab is cloned from it (its overlays need it)."""
+    from ..lab import records
+
+    snapshot = find_snapshot(environment, snapshot_id)
+    users = [r.name for r in records.all_records()
+             if r.environment == environment and r.snapshot == snapshot.id]
+    if users:
+        raise SnapshotError(f"snapshot {snapshot.id} is in use by lab {', '.join(users)}",
+                            hint=f"'labmgr lab down {users[0]}' first")
+    shutil.rmtree(snapshot.path)
+    return snapshot
