@@ -13,6 +13,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
+import lxml.html
 import pyrage
 import pytest
 import yaml
@@ -136,6 +137,24 @@ def test_the_lab_shows_exactly_the_hour_asked_for(lab) -> None:
         assert point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=hour))
     shown = labmgr("lab", "show", LAB)
     assert "db/invoices: dump of" in shown.stdout
+
+
+def test_signoff_and_report_of_two_points(lab, tmp_path) -> None:
+    signed = labmgr("signoff", LAB, "--user", "alice", "--note", "Q3 invoices present")
+    assert signed.returncode == 0, signed.stderr
+    md = labmgr("report", LAB, "--format", "md")
+    assert md.returncode == 0, md.stderr
+    assert "| alice |" in md.stdout and "Q3 invoices present" in md.stdout
+    for hour in (1, 2, 3):
+        assert f"db/invoices @ {format_point(T0 + timedelta(hours=hour))}" in md.stdout
+    assert "| boot |" in md.stdout and "| clean_snapshot |" in md.stdout
+    html_file = tmp_path / "report.html"
+    assert labmgr("report", LAB, "--format", "html", "-o", str(html_file)).returncode == 0
+    page = lxml.html.parse(str(html_file)).getroot()
+    cells = [td.text_content() for td in page.iter("td")]
+    assert "alice" in cells and "Q3 invoices present" in cells
+    for text in (md.stdout, html_file.read_text()):
+        assert "age.key" not in text and "AGE-SECRET-KEY" not in text    # no secrets
 
 
 def test_no_dump_that_early_is_refused(lab) -> None:

@@ -215,6 +215,40 @@ def lab_gc_command(uris: tuple[str, ...]) -> None:
         click.echo("nothing to collect")
 
 
+# evidence --------------------------------------------------------------------
+@cli.command()
+@click.argument("name")
+@click.option("--user", required=True, help="who checked")
+@click.option("--note", required=True, help='what was checked and found, e.g. "Q3 invoices present"')
+def signoff(name: str, user: str, note: str) -> None:
+    """Record a user's sign-off on what they checked in a lab (evidence for the report)."""
+    from ..lab.evidence import sign_off
+
+    recorded = sign_off(name, user, note)
+    click.echo(f"signed off by {recorded.user} at {recorded.at} (lab {name} at {recorded.point or 'clean clone'})")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="write here instead of standard output")
+@click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="the environment spec (needed once the lab is down)")
+def report(name: str, fmt: str, output: Path | None, spec: Path | None) -> None:
+    """Write the DR-day report of a lab: points restored, stage times, probes, sign-offs."""
+    from ..history import now
+    from ..lab.evidence import evidence_for
+    from ..report import render_report
+
+    text = render_report(evidence_for(name, spec), fmt, now())
+    if output:
+        output.write_text(text)
+        click.echo(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
 # dumps -----------------------------------------------------------------------
 cli.add_command(dumps)
 

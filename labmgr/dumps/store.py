@@ -27,9 +27,13 @@ from .errors import DumpError
 from .record import COLLECTORS, DumpRecord, write_manifest
 
 
+def store_root(env: Environment) -> Path:
+    """Where ``env``'s dumps live: the spec's ``dumps.store`` or ``<state>/dumps/<environment>``."""
+    return Path(env.dumps.store or paths.subdir("dumps") / env.name).expanduser().absolute()
+
+
 def store_for(env: Environment) -> "DumpStore":
-    """The store of ``env``: the spec's ``dumps.store`` or ``<state>/dumps/<environment>``."""
-    return DumpStore(env.dumps.store or paths.subdir("dumps") / env.name)
+    return DumpStore(store_root(env))
 
 
 class DumpStore:

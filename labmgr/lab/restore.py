@@ -29,6 +29,7 @@ from ..dumps.media import MediaFile, build_iso
 from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
 from ..errors import LabError
+from ..history import history_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter
 from ..spec import Environment, load_environment
@@ -96,6 +97,8 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
                     "skew_seconds": plan.skew.total_seconds(),
                     "restored_at": format_point(datetime.now(timezone.utc)), "seconds": result.seconds}
     record.save()
+    with history_for(env) as history:
+        history.record_restore(record.name, env.name, record.point)
     return result
 
 

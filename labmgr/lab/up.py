@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import LabError, LabmgrError
 from ..hypervisor import Hypervisor, connect
 from ..hypervisor.accel import choose_virt_type, requested_accel
+from ..history import history_for
 from ..progress import SILENT, Reporter
 from ..snapshot import Snapshot, find_snapshot
 from ..spec import Environment, Server
@@ -113,6 +114,8 @@ def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record:
     record.timings["clean_snapshot"] = round(time.monotonic() - started, 2)
     record.state = "up"
     record.save()
+    with history_for(env) as history:
+        history.record_lab(record.name, env.name, snapshot.id, record.created_at, record.timings)
 
 
 def _clone_server(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record: LabRecord,

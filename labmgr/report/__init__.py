@@ -1,0 +1,38 @@
+"""The DR-day report: what was restored, how long each stage took, what the probes
+found and who signed off. Markdown or HTML, from the environment's history.
+
+Nothing secret goes in: no keys, identities, passwords or spec paths; only
+names, times, checksums' verdicts and what people wrote.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jinja2
+
+from ..history import LabEvidence
+
+FORMATS = ("md", "html")
+
+
+@lru_cache(maxsize=2)
+def _templates(autoescape: bool) -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("labmgr.report", "templates"),
+                              autoescape=autoescape, undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def render_report(evidence: LabEvidence, fmt: str, generated_at: str) -> str:
+    env = _templates(fmt == "html")
+    total = sum(evidence.timings.values())
+    passed = sum(1 for run in evidence.runs for r in run.results if r.passed)
+    failed = sum(1 for run in evidence.runs for r in run.results if not r.passed)
+    return env.get_template(f"report.{fmt}.j2").render(
+        e=evidence, generated_at=generated_at, total=total, passed=passed, failed=failed,
+        md=_md_cell)
+
+
+def _md_cell(text: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
