@@ -215,6 +215,33 @@ def lab_gc_command(uris: tuple[str, ...]) -> None:
         click.echo("nothing to collect")
 
 
+# probes ----------------------------------------------------------------------
+@cli.command()
+@click.argument("name")
+@click.option("--probes", "probes_file", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="the probe file (docs/probes.md)")
+@click.option("--only", multiple=True, help="run only this probe (repeatable)")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="also write the results as JSON")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="also write JUnit XML (Jenkins, GitLab)")
+def probe(name: str, probes_file: Path, only: tuple[str, ...], json_path: Path | None,
+          junit_path: Path | None) -> int:
+    """Run the probes in a lab; exit 0 all passed, 1 a probe failed, 2 they could not run."""
+    from ..lab.probing import probe_lab
+    from ..notify import write_junit
+    from ..probes.report import summary_lines, to_json
+
+    summary = probe_lab(name, probes_file, list(only) or None)
+    for line in summary_lines(summary.results):
+        click.echo(line)
+    if json_path:
+        json_path.write_text(to_json(summary.results, lab=name, point=summary.point))
+    if junit_path:
+        write_junit(junit_path, summary)
+    return summary.exit_code
+
+
 # evidence --------------------------------------------------------------------
 @cli.command()
 @click.argument("name")

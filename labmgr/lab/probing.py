@@ -1,0 +1,34 @@
+"""`labmgr probe LAB`: run the probes of a lab at the point it is at, and keep the results."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import LabError
+from ..history import history_for
+from ..notify.model import RunSummary
+from ..probes import load_probes, run_probes
+from ..probes.report import exit_code
+from ..spec import load_environment
+from ..timeparse import format_point
+from . import records
+
+
+def probe_lab(name: str, probes_file: Path, only: list[str] | None = None) -> RunSummary:
+    record = records.load(name)
+    if record.state != "up":
+        raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
+    env = load_environment(record.spec)
+    probes = load_probes(probes_file, env)
+    started = datetime.now(timezone.utc)
+    results = run_probes(record, env, probes, only=only)
+    finished = datetime.now(timezone.utc)
+    point = record.point.get("at", "")
+    summary = RunSummary(environment=env.name, lab=name, point=point, started_at=started, finished_at=finished,
+                         stages={"probes": round((finished - started).total_seconds(), 2)},
+                         results=results, exit_code=exit_code(results))
+    with history_for(env) as history:
+        history.record_probe_run(name, env.name, point, format_point(started), format_point(finished),
+                                 summary.exit_code, results)
+    return summary

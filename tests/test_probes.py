@@ -1,0 +1,346 @@
+"""Probes against a real lab: PostgreSQL data restored from hourly dumps, checked in the guest.
+
+A production VM (the db test image) writes invoices hour by hour and its dumps
+are collected after each hour; before the third collection invoice 7 is
+deleted. A lab restored to a good hour passes every probe; restored to the
+third hour's dump its sequence_gaps probe names invoice 7, and restored to a
+point long after the newest dump its freshness probe fails with the RPO.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from lxml import etree
+
+from labmgr import paths
+from labmgr.demo import production as prod
+from labmgr.hypervisor.agent import ExecResult
+from labmgr.dumps.hourly import collect
+from labmgr.image import build_image, load_recipe
+from labmgr.lab import records
+from labmgr.lab.restore import lab_restore
+from labmgr.lab.teardown import lab_down
+from labmgr.lab.up import lab_up
+from labmgr.probes import load_probes, run_probes
+from labmgr.snapshot import capture, delete_snapshot
+from labmgr.spec import load_environment
+from labmgr.spec.model import Environment
+from labmgr.timeparse import format_point
+
+from conftest import TESTS
+from helpers import labmgr
+
+pytestmark = pytest.mark.libvirt
+LAB = "lmt-pl"
+T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
+IP = "10.82.0.11"
+
+PROBES = {"probes": [
+    {"name": "invoice-count", "kind": "sql", "server": "db", "engine": "postgres", "database": "shop",
+     "query": "SELECT count(*) FROM invoices", "expect": {"at_least": 20}},
+    {"name": "invoice-numbers", "kind": "sequence_gaps", "server": "db", "table": "invoices", "column": "no",
+     "start": 1, "what": "invoice numbers"},
+    {"name": "invoices-fresh", "kind": "freshness", "server": "db", "table": "invoices", "column": "created_at",
+     "within": "1h"},
+    {"name": "postgres-ready", "kind": "command", "server": "db", "command": "pg_isready -q && echo ready",
+     "output_matches": "^ready$", "timeout": 30},
+    {"name": "sleepy", "kind": "command", "server": "db", "command": ["sleep", "120"], "timeout": 3,
+     "severity": "warning"},
+    {"name": "listening-port", "kind": "tcp", "server": "db", "target": "db01.shop.test", "port": 8082},
+    {"name": "closed-port", "kind": "tcp", "server": "db", "target": IP, "port": 8081, "expect": "closed",
+     "timeout": 10},
+    {"name": "invoice-growth", "kind": "compare_previous", "server": "db", "query": "SELECT count(*) FROM invoices"},
+    {"name": "config", "kind": "checksum", "server": "db",
+     "manifest": {"/etc/lmt-probe.conf": hashlib.sha256(b"shop\n").hexdigest()}},
+    {"name": "web-page", "kind": "http", "server": "db", "target": "db", "port": 8080, "path": "/health",
+     "body_matches": "shop ok", "headers": {"Content-Type": "^text/plain"}, "timeout": 15},
+]}
+
+# a one-line HTTP server made of netcat (the image has no curl, wget or python3), one connection at a
+# time on 8080; and a plain listener on 8082 that stays open (for the tcp probe: no race with the http one)
+WEB = ("while :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nshop ok\\n' "
+       "| nc -l -N 8080 >/dev/null 2>&1; done")
+LISTENER = "nc -lk 8082 >/dev/null 2>&1"
+
+
+def psql(agent, sql: str) -> str:
+    return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", "shop", "-c", sql]).strip()
+
+
+@pytest.fixture(scope="module")
+def db_image():
+    return build_image(load_recipe(TESTS / "images" / "db.yaml"))
+
+
+@pytest.fixture(scope="module")
+def probed(hypervisor, db_image, tmp_path_factory):
+    """Production with three collected hours (invoice 7 deleted before the third), a lab of it."""
+    environment = prod.Production(prefix="lmt-pp", network="10.82.0.0/24", gateway="10.82.0.1", servers=[
+        prod.ProdServer("db", "db01.shop.test", IP, "52:54:00:82:00:11", memory=1024)])
+    prod.create(hypervisor, environment, db_image)
+    try:
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+        spec = environment.spec()
+        spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
+        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+        spec_path = tmp_path_factory.mktemp("spec") / "lmt-pp.yaml"
+        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        env = load_environment(spec_path)
+        for hour in (1, 2, 3):
+            stamp = T0 + timedelta(hours=hour)
+            first = (hour - 1) * 10 + 1
+            psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, "
+                        f"{first + 9}) n")
+            if hour == 3:
+                psql(agent, "DELETE FROM invoices WHERE no = 7")
+            result = collect(env, taken_at=stamp)
+            assert not result.failed, result.failed
+        taken = capture(env)
+        try:
+            record = lab_up(env, spec_path, name=LAB)
+            try:
+                probes_path = tmp_path_factory.mktemp("probes") / "probes.yaml"
+                probes_path.write_text(yaml.safe_dump(PROBES, sort_keys=False))
+                yield env, load_probes(probes_path, env), \
+                    hypervisor.domain(record.servers["db"].domain).agent(timeout=60), probes_path
+            finally:
+                lab_down(LAB, hypervisor_uri="qemu:///system")
+        finally:
+            delete_snapshot(env.name, taken.id)
+            with contextlib.suppress(OSError):       # the environment's now empty snapshot directory
+                (paths.snapshots_dir() / env.name).rmdir()
+    finally:
+        prod.remove(hypervisor, environment)
+
+
+def restored(at: datetime):
+    lab_restore(LAB, format_point(at))
+    return records.load(LAB)
+
+
+def by_name(results):
+    return {r.name: r for r in results}
+
+
+def test_a_good_hour_passes_and_a_stuck_probe_is_killed(probed) -> None:
+    env, probes, agent, _ = probed
+    record = restored(T0 + timedelta(hours=2, minutes=30))
+    # a web server on the lab's own address (the lab's isolated bridge), for the tcp and http probes
+    for server in (WEB, LISTENER):
+        agent.run(["sh", "-c", f"setsid sh -c \"{server}\" </dev/null >/dev/null 2>&1 &"])
+    deadline = time.monotonic() + 20
+    for port in ("8082", "8080"):
+        while agent.exec(["nc", "-z", IP, port]).exit_code != 0:
+            assert time.monotonic() < deadline, f"the netcat server on port {port} did not start"
+            time.sleep(0.5)
+    agent.run(["sh", "-c", "echo shop > /etc/lmt-probe.conf"])
+    started = time.monotonic()
+    results = by_name(run_probes(record, env, probes))
+    assert time.monotonic() - started < 30        # concurrently: the 3 s sleeper does not hold the others
+    for name in ("invoice-count", "invoice-numbers", "invoices-fresh", "postgres-ready", "listening-port",
+                 "closed-port", "web-page", "invoice-growth", "config"):
+        assert results[name].passed, (name, results[name].detail, results[name].output_tail)
+    assert results["invoice-count"].detail == "got 20"
+    assert results["invoice-numbers"].detail == "20 invoice numbers, 1..20, none missing"
+    assert "RPO 30m" in results["invoices-fresh"].detail
+    sleepy = results["sleepy"]
+    assert not sleepy.passed and "did not finish within 3 s" in sleepy.detail and sleepy.seconds < 15
+    assert sleepy.severity == "warning"
+    assert agent.exec(["pgrep", "-x", "sleep"]).exit_code == 1          # killed in the guest too
+
+
+def junit_valid(path) -> etree._Element:
+    schema = etree.XMLSchema(etree.parse(str(Path(__file__).parent / "data" / "junit.xsd")))
+    document = etree.parse(str(path))
+    assert schema.validate(document), schema.error_log
+    return document.getroot()
+
+
+def test_the_probe_command_exit_codes_and_files(probed, tmp_path) -> None:
+    """Runs after the test above (module order): the lab is at 08:30 (good); then at 10:30 (invoice 7 lost)."""
+    _, _, _, probes_path = probed
+    good = labmgr("probe", LAB, "--probes", str(probes_path), "--only", "invoice-numbers", "--only",
+                  "invoices-fresh", "--junit", str(tmp_path / "good.xml"), "--json", str(tmp_path / "good.json"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "2 of 2 probes passed" in good.stdout
+    assert junit_valid(tmp_path / "good.xml").find(".//failure") is None
+    assert json.loads((tmp_path / "good.json").read_text())["passed"] is True
+    restored(T0 + timedelta(hours=4, minutes=30))
+    bad = labmgr("probe", LAB, "--probes", str(probes_path), "--only", "invoice-numbers",
+                 "--junit", str(tmp_path / "bad.xml"))
+    assert bad.returncode == 1 and "FAIL  invoice-numbers" in bad.stdout and "missing invoice numbers: 7" in bad.stdout
+    failure = junit_valid(tmp_path / "bad.xml").find(".//failure")
+    assert failure is not None and "7" in failure.get("message")
+    missing = labmgr("probe", "lmt-no-such-lab", "--probes", str(probes_path))
+    assert missing.returncode == 2 and "no lab named" in missing.stderr
+
+
+def test_a_deleted_invoice_and_an_old_dump_fail(probed) -> None:
+    """Runs after the test above (module order): compare_previous compares with the value it read there."""
+    env, probes, _, _ = probed
+    # the newest dump at 10:30 is 09:00's: invoice 7 is missing and the data is 1h30m old
+    record = restored(T0 + timedelta(hours=4, minutes=30))
+    assert record.point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
+    chosen = ["invoice-count", "invoice-numbers", "invoices-fresh", "invoice-growth", "config"]
+    results = by_name(run_probes(record, env, probes, only=chosen))
+    assert set(results) == set(chosen)
+    # compared with the count read at the earlier point (08:30, the first test)
+    assert results["invoice-growth"].passed
+    assert results["invoice-growth"].detail == "20 at 2026-11-20T08:30Z -> 29: +9 (+45.0%)"
+    # the restore reverted the guest: the file written in the first test is gone
+    assert not results["config"].passed
+    assert results["config"].detail == "1 of 1 files differ: /etc/lmt-probe.conf (missing or unreadable)"
+    assert results["invoice-count"].passed and results["invoice-count"].detail == "got 29"
+    gaps = results["invoice-numbers"]
+    assert not gaps.passed
+    assert gaps.detail == "missing invoice numbers: 7 (1 missing of 1..30)"
+    fresh = results["invoices-fresh"]
+    assert not fresh.passed
+    assert "RPO 1h30m" in fresh.detail and "more than the allowed 1h" in fresh.detail
+
+
+# The same database probes on this machine's test PostgreSQL and MariaDB (tests/dbservers.py), through an
+# "agent" that runs the guest command line here: the gap and freshness queries on both real engines.
+
+class HostAgent:
+    def __init__(self, postgres, mariadb) -> None:
+        self.env = {**os.environ, **postgres.env, **mariadb.env}
+
+    def exec(self, argv, timeout=None, stdin=None, env=None) -> ExecResult:
+        assert argv[:3] == ["timeout", "-k", "5"] and argv[4] in ("runuser", "mariadb"), argv
+        done = subprocess.run(argv, input=stdin, capture_output=True, env=self.env, timeout=timeout)
+        return ExecResult(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@pytest.fixture
+def host_databases(postgres_server, mariadb_server):
+    postgres_server.psql("CREATE DATABASE lmt_probes")
+    postgres_server.psql("CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)",
+                         database="lmt_probes")
+    mariadb_server.sql("CREATE DATABASE lmt_probes; CREATE TABLE lmt_probes.orders "
+                       "(id int PRIMARY KEY, placed TIMESTAMP NOT NULL)")
+    yield postgres_server, mariadb_server
+    postgres_server.psql("DROP DATABASE lmt_probes")
+    mariadb_server.sql("DROP DATABASE lmt_probes")
+
+
+def test_gap_and_freshness_queries_on_real_postgres_and_mariadb(host_databases, tmp_path) -> None:
+    postgres, mariadb = host_databases
+    newest = T0 + timedelta(hours=2)
+    postgres.psql(f"INSERT INTO invoices SELECT n, '{newest.isoformat()}'::timestamptz - (60 - n) * interval '1 min' "
+                  "FROM generate_series(1, 60) n WHERE n NOT IN (7, 42, 43, 44)", database="lmt_probes")
+    mariadb.sql(f"INSERT INTO orders SELECT seq, FROM_UNIXTIME({newest.timestamp():.0f} - (30 - seq) * 60) "
+                "FROM seq_1_to_30 WHERE seq <> 12", database="lmt_probes")
+    env = Environment.model_validate({
+        "name": "lmt-ph", "networks": [{"name": "lan", "cidr": "10.82.0.0/24"}],
+        "servers": [{"name": "db", "hostname": "db01.shop.test", "domain": "lmt-ph-db",
+                     "nics": [{"network": "lan", "ip": IP, "mac": "52:54:00:82:00:11"}],
+                     "dumps": [{"name": "pg", "kind": "postgres", "database": "lmt_probes"},
+                               {"name": "maria", "kind": "mariadb", "database": "lmt_probes"}]}]})
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump({"probes": [
+        {"name": "pg-gaps", "kind": "sequence_gaps", "server": "db", "engine": "postgres", "table": "invoices",
+         "column": "no", "what": "invoice numbers"},
+        {"name": "maria-gaps", "kind": "sequence_gaps", "server": "db", "engine": "mariadb", "table": "orders",
+         "column": "id"},
+        {"name": "pg-fresh", "kind": "freshness", "server": "db", "engine": "postgres", "table": "invoices",
+         "column": "created_at", "within": "1h"},
+        {"name": "maria-fresh", "kind": "freshness", "server": "db", "engine": "mariadb", "table": "orders",
+         "column": "placed", "within": "20m"},
+        {"name": "maria-count", "kind": "sql", "server": "db", "engine": "mariadb",
+         "query": "SELECT count(*), max(id) FROM orders", "expect": {"matches": "^29\t30$"}},
+        {"name": "pg-rows", "kind": "sql", "server": "db", "engine": "postgres",
+         "query": "SELECT no, created_at FROM invoices ORDER BY no LIMIT 3", "expect": {"rows": 3}},
+    ]}))
+    probes = load_probes(path, env)
+    record = types_record(at=newest + timedelta(minutes=30))
+    agent = HostAgent(postgres, mariadb)
+    results = by_name(run_probes(record, env, probes, agent_for=lambda server: agent))
+    assert results["pg-gaps"].detail == "missing invoice numbers: 7, 42..44 (4 missing of 1..60)"
+    assert results["maria-gaps"].detail == "missing orders.id values: 12 (1 missing of 1..30)"
+    assert results["pg-fresh"].passed and "RPO 30m" in results["pg-fresh"].detail
+    assert not results["maria-fresh"].passed
+    assert results["maria-fresh"].detail.endswith("RPO 30m, more than the allowed 20m")
+    assert results["maria-count"].passed, results["maria-count"].detail
+    assert results["pg-rows"].passed, results["pg-rows"].detail
+
+
+def types_record(at: datetime):
+    from types import SimpleNamespace
+    return SimpleNamespace(name="lmt-ph", hypervisor="qemu:///system", point={"at": format_point(at)})
+
+
+# The shell of the tcp, http and isolation probes, run on this machine against 127.0.0.1 only.
+
+class LocalAgent:
+    def exec(self, argv, timeout=None, stdin=None, env=None) -> ExecResult:
+        assert argv[:3] == ["timeout", "-k", "5"] and argv[4] == "sh", argv
+        done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
+        return ExecResult(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@pytest.fixture
+def local_web():
+    """An HTTP server on 127.0.0.1 (a free port), and a port nobody listens on."""
+    import http.server
+    import socket
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = f"path {self.path} host {self.headers['Host']}\n".encode()
+            self.send_response(200 if self.path == "/health" else 404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    yield server.server_address[1], closed
+    server.shutdown()
+    server.server_close()
+
+
+def test_tcp_http_and_isolation_shell_on_loopback(local_web, tmp_path) -> None:
+    port, closed = local_web
+    env = Environment.model_validate({
+        "name": "lmt-lo", "networks": [{"name": "lo", "cidr": "127.0.0.0/8"}],
+        "servers": [{"name": "web", "hostname": "web01.shop.test", "domain": "lmt-lo-web",
+                     "nics": [{"network": "lo", "ip": "127.0.0.1", "mac": "52:54:00:82:00:99"}]}]})
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump({"probes": [
+        {"name": "open", "kind": "tcp", "server": "web", "target": "web", "port": port},
+        {"name": "closed", "kind": "tcp", "server": "web", "target": "127.0.0.1", "port": closed,
+         "expect": "closed"},
+        {"name": "health", "kind": "http", "server": "web", "target": "web01.shop.test", "port": port,
+         "path": "/health", "body_matches": "^path /health host web01.shop.test",
+         "headers": {"content-type": "^text/plain$"}},
+        {"name": "missing", "kind": "http", "server": "web", "target": "web", "port": port, "path": "/nope"},
+        {"name": "isolated", "kind": "isolation", "server": "web", "targets": [f"127.0.0.1:{closed}"]},
+        {"name": "leaky", "kind": "isolation", "server": "web",
+         "targets": [f"127.0.0.1:{closed}", f"127.0.0.1:{port}"]},
+    ]}))
+    results = by_name(run_probes(types_record(T0), env, load_probes(path, env), agent_for=lambda s: LocalAgent()))
+    for name in ("open", "closed", "health", "isolated"):
+        assert results[name].passed, (name, results[name].detail, results[name].output_tail)
+    assert results["missing"].detail == f"GET http://web01.shop.test:{port}/nope: status 404, expected 200"
+    assert results["leaky"].detail == f"not isolated: the lab guest reaches 127.0.0.1:{port}"
