@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS history_probe_results (
 CREATE TABLE IF NOT EXISTS history_signoffs (
     id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, point TEXT NOT NULL,
     user TEXT NOT NULL, note TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_drills (
+    id INTEGER PRIMARY KEY, environment TEXT NOT NULL, lab TEXT NOT NULL, point TEXT NOT NULL,
+    started_at TEXT NOT NULL, finished_at TEXT NOT NULL, stages TEXT NOT NULL, exit_code INTEGER NOT NULL,
+    rpo_seconds REAL, probes INTEGER NOT NULL, passed INTEGER NOT NULL, error TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_runs_by_lab ON history_probe_runs (lab, id);
 """
 
@@ -44,7 +48,11 @@ def history_for(env) -> "History":
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso(datetime.now(timezone.utc))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -77,6 +85,36 @@ class ProbeRun:
     finished_at: str
     exit_code: int
     results: list[StoredResult] = field(default_factory=list)
+
+
+@dataclass
+class Drill:
+    point: str
+    started_at: str
+    finished_at: str
+    stages: dict[str, float]
+    exit_code: int
+    rpo_seconds: float | None
+    probes: int
+    passed: int
+    error: str
+
+    @property
+    def rto_seconds(self) -> float:
+        return sum(self.stages.values())
+
+
+def drill_trend(drills: list[Drill], max_age_hours: float, moment: datetime) -> tuple[float, float, str | None]:
+    """Pass rate (%), mean RTO (s), and a warning when the last good drill is older than the limit."""
+    good = [d for d in drills if d.exit_code == 0]
+    rate = 100 * len(good) / len(drills) if drills else 0.0
+    mean_rto = sum(d.rto_seconds for d in drills) / len(drills) if drills else 0.0
+    last = datetime.fromisoformat(good[-1].finished_at.replace("Z", "+00:00")) if good else None
+    warning = None
+    if last is None or moment - last > timedelta(hours=max_age_hours):
+        when = f"was at {good[-1].finished_at}" if good else "never happened"
+        warning = f"the last successful drill {when}; the limit is {max_age_hours:g} hours"
+    return rate, mean_rto, warning
 
 
 @dataclass
@@ -140,6 +178,22 @@ class History:
                 [(run_id, r.name, r.server, r.kind, r.severity, int(r.passed), r.seconds, r.detail,
                   r.output_tail) for r in results])
         return run_id
+
+    def record_drill(self, summary: Any) -> None:
+        """One `labmgr run`: its stage times (the RTO), RPO and verdict."""
+        with self.db:
+            self.db.execute(
+                "INSERT INTO history_drills (environment, lab, point, started_at, finished_at, stages, exit_code, "
+                "rpo_seconds, probes, passed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (summary.environment, summary.lab, summary.point, _iso(summary.started_at),
+                 _iso(summary.finished_at), json.dumps(summary.stages), summary.exit_code, summary.rpo_seconds,
+                 len(summary.results), sum(1 for r in summary.results if r.passed), summary.error))
+
+    def drills(self, environment: str) -> list[Drill]:
+        return [Drill(point, started, finished, json.loads(stages), code, rpo, probes, passed, error)
+                for point, started, finished, stages, code, rpo, probes, passed, error in self.db.execute(
+                    "SELECT point, started_at, finished_at, stages, exit_code, rpo_seconds, probes, passed, error "
+                    "FROM history_drills WHERE environment = ? ORDER BY id", (environment,))]
 
     def add_signoff(self, lab: str, environment: str, point: str, user: str, note: str) -> Signoff:
         signoff = Signoff(point, user, note, now())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import os
 import subprocess
@@ -57,3 +60,40 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     assert progress == [], result.stderr
     assert lines[-1].startswith("labmgr: error: "), lines[-1]
     return lines[-1]
+
+
+# a recording HTTP server on 127.0.0.1 ----------------------------------------------
+class Recorder(BaseHTTPRequestHandler):
+    def _record(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        server = self.server
+        server.requests.append({"method": self.command, "path": self.path, "body": body,
+                                "content_type": self.headers.get("Content-Type")})
+        status = server.statuses.pop(0) if server.statuses else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    do_GET = do_POST = do_HEAD = _record
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+@contextmanager
+def recording_http_server():
+    """A server on 127.0.0.1 that answers 200 (or the queued ``statuses``) and records every request."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.requests = []
+    server.statuses = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,31 +21,13 @@ from labmgr.notify import (ProbeResult, RunSummary, announce, ping_fail, ping_st
                            ping_success, post_failure, write_junit, write_textfile)
 from labmgr.notify import prometheus as prom
 
+from helpers import recording_http_server
+
 pytestmark = pytest.mark.timeout(120)
 
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 T0 = datetime(2026, 11, 21, 9, 0, 0, tzinfo=timezone.utc)
 SECRET = "s3cret-Pa55"
-
-
-# a recording HTTP server on 127.0.0.1 ----------------------------------------------
-class Recorder(BaseHTTPRequestHandler):
-    def _record(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        server = self.server
-        server.requests.append({"method": self.command, "path": self.path, "body": body,
-                                "content_type": self.headers.get("Content-Type")})
-        status = server.statuses.pop(0) if server.statuses else 200
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"OK")
-
-    do_GET = do_POST = do_HEAD = _record
-
-    def log_message(self, *args) -> None:  # keep pytest output clean
-        pass
 
 
 @pytest.fixture(autouse=True)
@@ -59,16 +40,8 @@ def no_proxy(monkeypatch):
 
 @pytest.fixture
 def http():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.requests = []
-    server.statuses = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with recording_http_server() as server:
+        yield server
 
 
 def closed_port() -> int:

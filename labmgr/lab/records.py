@@ -51,6 +51,10 @@ class LabRecord:
     servers: dict[str, LabServer] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     point: dict = field(default_factory=dict)     # the point in time the lab is at (lab restore)
+    lease_until: str = ""                         # kept for people until then (lab gc --expired)
+
+    def lease_expired(self, now: datetime) -> bool:
+        return bool(self.lease_until) and datetime.fromisoformat(self.lease_until.replace("Z", "+00:00")) <= now
 
     @property
     def directory(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from ..errors import NotFoundError
 from ..hypervisor import Hypervisor, connect
@@ -83,23 +84,25 @@ def lab_down(name: str, reporter: Reporter = SILENT, hypervisor_uri: str | None 
         return remove_lab(hypervisor, name, reporter)
 
 
-def garbage(hypervisor: Hypervisor) -> list[str]:
-    """Labs to collect: objects with no record, or records of abandoned or failed lab ups."""
+def garbage(hypervisor: Hypervisor, expired: bool = False) -> list[str]:
+    """Labs to collect: objects with no record, or records of abandoned or failed lab ups;
+    with ``expired``, also labs whose lease has ended."""
     tagged = tagged_objects(hypervisor)
     known = {r.name: r for r in records.all_records()}
     doomed = {lab for lab in tagged if lab not in known}
-    doomed |= {name for name, record in known.items()
-               if record.hypervisor == hypervisor.uri and record.is_abandoned()}
+    moment = datetime.now(timezone.utc)
+    doomed |= {name for name, record in known.items() if record.hypervisor == hypervisor.uri
+               and (record.is_abandoned() or (expired and record.lease_expired(moment)))}
     # a directory with no record: a lab up killed before its first write
     doomed |= {d.name for d in records.lab_dirs() if not (d / records.RECORD).exists()}
     return sorted(doomed)
 
 
-def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT) -> list[Removed]:
+def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT, expired: bool = False) -> list[Removed]:
     uris = sorted(set(hypervisor_uris) | {r.hypervisor for r in records.all_records()})
     out = []
     for uri in uris:
         with connect(uri) as hypervisor:
-            for lab in garbage(hypervisor):
+            for lab in garbage(hypervisor, expired):
                 out.append(remove_lab(hypervisor, lab, reporter))
     return out

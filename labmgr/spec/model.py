@@ -105,6 +105,11 @@ class DumpSettings(Strict):
     encryption: Encryption | None = None
 
 
+class DrillSettings(Strict):
+    max_age_hours: float = Field(default=192, gt=0,
+                                 description="'labmgr history' warns when the last good drill is older")
+
+
 class Server(Strict):
     name: str = Field(pattern=NAME)
     hostname: str = Field(min_length=1, max_length=253)
@@ -124,6 +129,7 @@ class Environment(Strict):
     boot_order: list[str] | None = None
     boot_timeout: float = Field(default=300, gt=0, description="seconds to wait for each guest agent")
     dumps: DumpSettings = DumpSettings()
+    drills: DrillSettings = DrillSettings()
 
     def server(self, name: str) -> Server:
         for server in self.servers:

@@ -1,0 +1,119 @@
+"""Run a drill plan: snapshot, lab up, restore each point, probe, report, tell people, clean up.
+
+The stage times (capture, clone, boot, inject, restore, probes) are the
+drill's measured RTO. Exit codes: 0 every critical probe passed at every
+point; 1 a probe failed or a dump was bad (a backup problem: page someone);
+2 the drill itself could not run (the lab did not start, a tool failed).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from ..dumps.errors import DumpError
+from ..dumps.store import store_for
+from ..errors import LabmgrError
+from ..history import history_for, now
+from ..lab import records
+from ..lab.evidence import evidence_for
+from ..lab.probing import probe_lab
+from ..lab.restore import lab_restore
+from ..lab.teardown import lab_down
+from ..lab.up import lab_up
+from ..notify import announce, ping_start
+from ..notify.model import RunSummary
+from ..progress import SILENT, Reporter
+from ..report import render_report
+from ..snapshot import capture, find_snapshot
+from ..spec import load_environment
+from .plan import Plan, lease_seconds, resolve_points
+
+
+def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[str]]:
+    """Returns the summary and the warnings (notification problems, kept labs)."""
+    env = load_environment(plan.environment)
+    warnings: list[str] = []
+    if plan.notify.heartbeat_url:
+        errors: list[str] = []
+        if not ping_start(plan.notify.heartbeat_url, errors=errors):
+            warnings.extend(errors)
+    started = datetime.now(timezone.utc)
+    summary = RunSummary(environment=env.name, lab=plan.lab_name or "", point="", started_at=started,
+                         finished_at=started, stages={}, results=[], exit_code=0)
+    lab = None
+    try:
+        lab = _drill(plan, env, summary, reporter)
+    except DumpError as exc:            # a bad backup is what the drill is there to find
+        summary.exit_code, summary.error = 1, str(exc)
+    except LabmgrError as exc:
+        summary.exit_code, summary.error = 2, str(exc)
+    finally:
+        summary.finished_at = datetime.now(timezone.utc)
+        if lab:
+            warnings.extend(_finish(plan, env, lab, summary))
+    with history_for(env) as history:
+        history.record_drill(summary)
+    warnings.extend(announce(summary, heartbeat_url=plan.notify.heartbeat_url, webhook_url=plan.notify.webhook_url,
+                             junit_path=plan.notify.junit, prometheus_path=plan.notify.prometheus, reporter=reporter))
+    return summary, warnings
+
+
+def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
+    if plan.snapshot == "capture":
+        begun = time.monotonic()
+        snapshot = capture(env, reporter)
+        summary.stages["capture"] = round(time.monotonic() - begun, 2)
+    else:
+        snapshot = find_snapshot(env.name, None if plan.snapshot == "latest" else plan.snapshot)
+    record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter)
+    summary.lab = record.name
+    summary.stages["clone"] = round(record.timings.get("network", 0) + record.timings.get("clone", 0), 2)
+    summary.stages["boot"] = round(record.timings.get("boot", 0) + record.timings.get("clean_snapshot", 0), 2)
+    with store_for(env) as store:
+        points = resolve_points(plan.points, store, datetime.now(timezone.utc))
+    several = len(points) > 1
+    for point in points:
+        restored = lab_restore(record.name, point, reporter)
+        _add(summary.stages, "inject", restored.seconds.get("stage", 0))
+        _add(summary.stages, "restore", restored.seconds.get("restore", 0))
+        newest = max(r.taken_at for pairs in restored.plan.chosen.values() for _, r in pairs)
+        rpo = (restored.plan.at - newest).total_seconds()
+        summary.rpo_seconds = max(summary.rpo_seconds or 0, rpo)
+        summary.point = records.load(record.name).point["at"]
+        probed = probe_lab(record.name, plan.probes)
+        _add(summary.stages, "probes", probed.stages["probes"])
+        for result in probed.results:
+            if several:
+                result.name = f"{summary.point} {result.name}"
+            summary.results.append(result)
+        summary.exit_code = max(summary.exit_code, probed.exit_code)
+    return record.name
+
+
+def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:
+    warnings = []
+    if plan.report:
+        plan.report.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            evidence = evidence_for(lab, plan.environment)
+            for fmt in plan.report.formats:
+                (plan.report.directory / f"{lab}.{fmt}").write_text(render_report(evidence, fmt, now()))
+        except LabmgrError as exc:
+            warnings.append(f"report not written: {exc}")
+    if plan.keep and summary.exit_code != 2:
+        record = records.load(lab)
+        until = datetime.now(timezone.utc) + timedelta(seconds=lease_seconds(plan.keep.lease))
+        record.lease_until = until.strftime("%Y-%m-%dT%H:%M:%SZ")
+        record.save()
+        warnings.append(f"lab {lab} kept for people until {record.lease_until} ('labmgr lab gc --expired')")
+    else:
+        try:
+            lab_down(lab)
+        except LabmgrError as exc:
+            warnings.append(f"lab {lab} could not be removed: {exc}")
+    return warnings
+
+
+def _add(stages: dict[str, float], stage: str, seconds: float) -> None:
+    stages[stage] = round(stages.get(stage, 0) + seconds, 2)

@@ -1,0 +1,132 @@
+"""`labmgr run`: whole drills, unattended, telling a heartbeat and a webhook on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from lxml import etree
+
+from labmgr.demo import production as prod
+from labmgr.dumps.hourly import collect
+from labmgr.lab import records
+from labmgr.snapshot import capture, delete_snapshot
+from labmgr.spec import load_environment
+
+from helpers import labmgr, leftovers, recording_http_server
+
+pytestmark = pytest.mark.libvirt
+SESSIONS = "/var/lib/app/sessions"
+XSD = Path(__file__).parent / "data" / "junit.xsd"
+
+
+@pytest.fixture(scope="module")
+def drill_env(hypervisor, base_image, tmp_path_factory):
+    """One production server with a files source, two collected hours and a snapshot."""
+    environment = prod.Production(prefix="lmt-run", network="10.84.0.0/24", gateway="10.84.0.1", servers=[
+        prod.ProdServer("app", "app01.shop.test", "10.84.0.12", "52:54:00:84:00:12")])
+    prod.create(hypervisor, environment, base_image)
+    folder = tmp_path_factory.mktemp("drill")
+    spec = environment.spec()
+    spec["servers"][0]["dumps"] = [{"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
+    spec["dumps"] = {"store": str(folder / "store")}
+    spec_path = folder / "lmt-run.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(spec_path)
+    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+    now = datetime.now(timezone.utc)
+    for hours_ago in (2, 1):
+        agent.run(["sh", "-c", f"mkdir -p {SESSIONS} && echo user > {SESSIONS}/h{hours_ago}"])
+        assert not collect(env, taken_at=now - timedelta(hours=hours_ago)).failed
+    taken = capture(env)
+    for name, command in (("good", f"test -f {SESSIONS}/h2"), ("bad", f"test -f {SESSIONS}/gone")):
+        (folder / f"{name}-probes.yaml").write_text(yaml.safe_dump({"probes": [
+            {"name": "session-file", "kind": "command", "server": "app", "command": command}]}))
+    yield folder
+    for record in records.all_records():
+        if record.environment == "lmt-run":
+            labmgr("lab", "down", record.name)
+    delete_snapshot(env.name, taken.id)
+    prod.remove(hypervisor, environment)
+
+
+def plan(folder: Path, name: str, server, **fields) -> Path:
+    body = {"environment": "lmt-run.yaml", "probes": "good-probes.yaml", "lab_name": f"lmt-run-{name}",
+            "report": {"directory": "reports"},
+            "notify": {"heartbeat_url": f"{server.url}/ping/abc", "webhook_url": f"{server.url}/hook",
+                       "junit": str(folder / f"{name}.xml"), "prometheus": str(folder / f"{name}.prom")}}
+    body.update(fields)
+    path = folder / f"{name}.plan.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def paths_of(server) -> list[str]:
+    return [r["path"] for r in server.requests]
+
+
+def valid_junit(path: Path) -> etree._Element:
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
+    document = etree.parse(str(path))
+    assert schema.validate(document), schema.error_log
+    return document.getroot()
+
+
+def test_a_good_drill_pings_success_and_keeps_the_lab_on_a_lease(drill_env, hypervisor) -> None:
+    with recording_http_server() as server:
+        path = plan(drill_env, "good", server, points="random 2 from the last 24 hours", keep={"lease": "1h"})
+        result = labmgr("run", str(path))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert paths_of(server) == ["/ping/abc/start", "/ping/abc"]          # no webhook on success
+    assert "kept for people until" in result.stderr
+    assert valid_junit(drill_env / "good.xml").find(".//failure") is None
+    assert "labmgr_drill_success" in (drill_env / "good.prom").read_text()
+    report = (drill_env / "reports" / "lmt-run-good.md").read_text()
+    assert report.count("sessions @") == 2                                  # two points restored
+    assert (drill_env / "reports" / "lmt-run-good.html").is_file()
+    # the lease: gc --expired leaves it while the lease runs, removes it once it has ended
+    assert labmgr("lab", "gc", "--expired").returncode == 0 and leftovers(hypervisor, "lmt-run-good")
+    record = records.load("lmt-run-good")
+    record.lease_until = "2000-01-01T00:00:00Z"
+    record.save()
+    assert "removed lmt-run-good" in labmgr("lab", "gc", "--expired").stdout
+    assert leftovers(hypervisor, "lmt-run-good") == []
+
+
+def test_a_failing_probe_pings_fail_and_the_webhook(drill_env, hypervisor) -> None:
+    with recording_http_server() as server:
+        path = plan(drill_env, "bad", server, probes="bad-probes.yaml")
+        result = labmgr("run", str(path))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert paths_of(server) == ["/ping/abc/start", "/hook", "/ping/abc/fail"]
+        hook = json.loads(server.requests[1]["body"])
+    assert hook["exit_code"] == 1 and "session-file" in json.dumps(hook)
+    assert valid_junit(drill_env / "bad.xml").find(".//failure") is not None
+    assert leftovers(hypervisor, "lmt-run-bad") == []                        # not kept: removed
+
+
+def test_a_drill_that_cannot_start_exits_2(drill_env, hypervisor) -> None:
+    with recording_http_server() as server:
+        path = plan(drill_env, "broken", server, snapshot="20000101T000000Z")
+        result = labmgr("run", str(path))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert paths_of(server) == ["/ping/abc/start", "/hook", "/ping/abc/fail"]
+    assert "has no snapshot '20000101T000000Z'" in result.stderr
+    assert valid_junit(drill_env / "broken.xml").find(".//error") is not None
+    assert leftovers(hypervisor, "lmt-run-broken") == []
+
+
+def test_history_shows_the_trend(drill_env) -> None:
+    result = labmgr("history", str(drill_env / "lmt-run.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 drills, 33% passed" in result.stdout
+
+
+def test_bad_plans_are_refused_with_their_line(tmp_path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text("environment: env.yaml\nprobes: p.yaml\npoints: sometime soon\n")
+    result = labmgr("run", str(path))
+    assert result.returncode == 2 and "plan.yaml:3: points" in result.stderr
