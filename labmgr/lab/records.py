@@ -11,7 +11,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -109,9 +109,14 @@ def load(name: str) -> LabRecord:
         raise NotFoundError(f"no lab named '{name}'", hint="'labmgr lab list' shows the labs") from None
     except (OSError, ValueError) as exc:
         raise LabError(f"lab record {path} is unreadable: {exc}", hint="'labmgr lab gc' removes broken labs") from None
-    data["networks"] = {k: LabNetwork(**v) for k, v in data.get("networks", {}).items()}
-    data["servers"] = {k: LabServer(**v) for k, v in data.get("servers", {}).items()}
-    return LabRecord(**data)
+    try:
+        data["networks"] = {k: LabNetwork(**v) for k, v in data.get("networks", {}).items()}
+        data["servers"] = {k: LabServer(**v) for k, v in data.get("servers", {}).items()}
+        known = {f.name for f in fields(LabRecord)}
+        # a record written by another labmgr version: keep what this one knows
+        return LabRecord(**{k: v for k, v in data.items() if k in known})
+    except (TypeError, AttributeError) as exc:
+        raise LabError(f"lab record {path} is unreadable: {exc}", hint="'labmgr lab gc' removes broken labs") from None
 
 
 def all_records() -> list[LabRecord]:
