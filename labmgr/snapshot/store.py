@@ -121,4 +121,8 @@ def delete_snapshot(environment: str, snapshot_id: str) -> Snapshot:
         raise SnapshotError(f"snapshot {snapshot.id} is in use by lab {', '.join(users)}",
                             hint=f"'labmgr lab down {users[0]}' first")
     shutil.rmtree(snapshot.path)
+    try:
+        snapshot.path.parent.rmdir()     # the environment's last snapshot: no empty folder left
+    except OSError:
+        pass
     return snapshot
