@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -109,14 +109,22 @@ def load(path: Path, model: type[Model]) -> tuple[Model, Source]:
     try:
         return model.model_validate(data), source
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key '{loc[-1]}'"
-        elif error["type"] == "missing":
-            message = f"required key '{loc[-1]}' is missing"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        raise source.error(loc, message + more) from None
+        raise validation_error(exc, source) from None
+
+
+def validation_error(exc: ValidationError, source: Source,
+                     relocate: Callable[[Loc], Loc] = lambda loc: loc) -> SpecError:
+    """pydantic's first problem as one line naming file, line and field."""
+    errors = exc.errors()
+    # a misspelt key explains a "missing" one better than the other way round
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = relocate(tuple(error["loc"]))
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}'"
+    elif error["type"] == "missing":
+        message = f"required key '{loc[-1]}' is missing"
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return source.error(loc, message + more)

@@ -348,19 +348,11 @@ def _check_kinds(data: dict, source: yamlfile.Source) -> None:
 
 
 def _validation_error(exc: ValidationError, source: yamlfile.Source) -> SpecError:
-    errors = exc.errors()
-    # a misspelt key explains a "missing" one better than the other way round
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(error["loc"])
-    # a discriminated union puts the tag into the location: probes.0.sql.query -> probes.0.query
+    return yamlfile.validation_error(exc, source, _untag)
+
+
+def _untag(loc: tuple) -> tuple:
+    """A discriminated union puts the tag into the location: probes.0.sql.query -> probes.0.query."""
     if len(loc) >= 3 and loc[0] == "probes" and isinstance(loc[1], int) and loc[2] in KINDS:
-        loc = loc[:2] + loc[3:]
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}'"
-    elif error["type"] == "missing":
-        message = f"required key '{loc[-1]}' is missing"
-    elif message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-    return source.error(loc, message + more)
+        return loc[:2] + loc[3:]
+    return loc
