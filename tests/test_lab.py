@@ -3,6 +3,7 @@ production untouched, nothing left behind."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from lxml import etree
 
 from labmgr import paths
+from labmgr.dumps.store import store_root
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
@@ -41,7 +43,9 @@ def fingerprint(hypervisor, production) -> dict:
 
 @pytest.fixture(scope="module")
 def env(spec_file):
-    return load_environment(spec_file)
+    environment = load_environment(spec_file)
+    yield environment
+    shutil.rmtree(store_root(environment), ignore_errors=True)     # the labs' history, kept next to the dumps
 
 
 @pytest.fixture(scope="module")
