@@ -83,5 +83,6 @@ def demo_down(reporter: Reporter, say) -> None:
     with connect(URI) as hypervisor:
         prod.remove(hypervisor, demo_production("qemu"))
     shutil.rmtree(environment_dir(PREFIX), ignore_errors=True)
+    shutil.rmtree(paths.state_dir() / "dumps" / PREFIX, ignore_errors=True)    # its dumps and history
     spec_path().unlink(missing_ok=True)
     say("demo production, snapshots and labs removed (the built image stays cached)")
