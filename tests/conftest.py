@@ -34,6 +34,12 @@ def base_image():
 
 
 @pytest.fixture(scope="session")
+def db_image():
+    """The guest image with PostgreSQL and MariaDB (dump, restore and probe tests)."""
+    return build_image(load_recipe(TESTS / "images" / "db.yaml"))
+
+
+@pytest.fixture(scope="session")
 def hypervisor():
     with connect(URI) as hv:
         yield hv

@@ -38,6 +38,11 @@ def labmgr(*args: str, env: dict | None = None, timeout: float = 600) -> subproc
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=REPO)
 
 
+def psql(agent, sql: str, database: str = "shop") -> str:
+    """Run SQL as postgres in a guest through its agent; the unaligned output."""
+    return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", database, "-c", sql]).strip()
+
+
 def leftovers(hypervisor: Hypervisor, prefix: str) -> list[str]:
     """Every libvirt object and lab directory whose name starts with ``prefix``."""
     from labmgr import paths

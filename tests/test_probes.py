@@ -26,7 +26,6 @@ from labmgr import paths
 from labmgr.demo import production as prod
 from labmgr.hypervisor.agent import ExecResult
 from labmgr.dumps.hourly import collect
-from labmgr.image import build_image, load_recipe
 from labmgr.lab import records
 from labmgr.lab.restore import lab_restore
 from labmgr.lab.teardown import lab_down
@@ -37,8 +36,7 @@ from labmgr.spec import load_environment
 from labmgr.spec.model import Environment
 from labmgr.timeparse import format_point
 
-from conftest import TESTS
-from helpers import labmgr
+from helpers import labmgr, psql
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-pl"
@@ -71,15 +69,6 @@ PROBES = {"probes": [
 WEB = ("while :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nshop ok\\n' "
        "| nc -l -N 8080 >/dev/null 2>&1; done")
 LISTENER = "nc -lk 8082 >/dev/null 2>&1"
-
-
-def psql(agent, sql: str) -> str:
-    return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", "shop", "-c", sql]).strip()
-
-
-@pytest.fixture(scope="module")
-def db_image():
-    return build_image(load_recipe(TESTS / "images" / "db.yaml"))
 
 
 @pytest.fixture(scope="module")

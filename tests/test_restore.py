@@ -23,7 +23,6 @@ from labmgr.dumps.hourly import collect
 from labmgr.dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from labmgr.dumps.media import MediaFile
 from labmgr.dumps.store import store_for
-from labmgr.image import build_image, load_recipe
 from labmgr.lab import records
 from labmgr.lab.pointintime import CLEAN
 from labmgr.lab.teardown import lab_down
@@ -32,8 +31,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from conftest import TESTS
-from helpers import labmgr, one_line_error
+from helpers import labmgr, one_line_error, psql
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-r"
@@ -42,17 +40,8 @@ HOURS = (1, 2, 3)
 SESSIONS = "/var/lib/app/sessions"
 
 
-def psql(agent, sql: str) -> str:
-    return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", "shop", "-c", sql]).strip()
-
-
 def mariadb(agent, sql: str) -> str:
     return agent.run(["mariadb", "-N", "-B", "crm", "-e", sql]).strip()
-
-
-@pytest.fixture(scope="module")
-def db_image():
-    return build_image(load_recipe(TESTS / "images" / "db.yaml"))
 
 
 @pytest.fixture(scope="module")
