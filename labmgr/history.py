@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS history_probe_runs (
 CREATE TABLE IF NOT EXISTS history_probe_results (
     run_id INTEGER NOT NULL REFERENCES history_probe_runs(id), name TEXT NOT NULL, server TEXT NOT NULL,
     kind TEXT NOT NULL, severity TEXT NOT NULL, passed INTEGER NOT NULL, seconds REAL NOT NULL,
-    detail TEXT NOT NULL, output_tail TEXT NOT NULL);
+    detail TEXT NOT NULL, output_tail TEXT NOT NULL, value TEXT);
 CREATE TABLE IF NOT EXISTS history_signoffs (
     id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, point TEXT NOT NULL,
     user TEXT NOT NULL, note TEXT NOT NULL, at TEXT NOT NULL);
@@ -142,6 +142,9 @@ class History:
         root.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(root / "catalog.sqlite", timeout=30)
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(history_probe_results)")}
+        if "value" not in columns:      # a catalog written before compare_previous kept its values here
+            self.db.execute("ALTER TABLE history_probe_results ADD COLUMN value TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -174,9 +177,10 @@ class History:
                 "INSERT INTO history_probe_runs (lab, environment, point, started_at, finished_at, exit_code) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (lab, environment, point, started_at, finished_at, exit_code)).lastrowid
             self.db.executemany(
-                "INSERT INTO history_probe_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO history_probe_results (run_id, name, server, kind, severity, passed, seconds, detail, "
+                "output_tail, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, r.name, r.server, r.kind, r.severity, int(r.passed), r.seconds, r.detail,
-                  r.output_tail) for r in results])
+                  r.output_tail, getattr(r, "value", None)) for r in results])
         return run_id
 
     def record_drill(self, summary: Any) -> None:
@@ -203,6 +207,28 @@ class History:
         return signoff
 
     # reading ---------------------------------------------------------------
+    def previous_values(self, environment: str, names: Iterable[str], before: datetime) -> dict[str, tuple[str, str]]:
+        """For each compare_previous probe name: (point, value) it read at the latest point before
+        ``before``, in any lab of ``environment`` (the newest run at that point wins)."""
+        from .errors import LabmgrError
+        from .timeparse import parse_point
+
+        out: dict[str, tuple[datetime, str, str]] = {}
+        for name in names:
+            for point, value in self.db.execute(
+                    "SELECT r.point, p.value FROM history_probe_results p JOIN history_probe_runs r ON r.id = p.run_id "
+                    "WHERE r.environment = ? AND p.name = ? AND p.kind = 'compare_previous' AND p.value IS NOT NULL "
+                    "ORDER BY r.id", (environment, name)):
+                if not point:              # a run in a lab never restored to a point
+                    continue
+                try:
+                    moment = parse_point(point)
+                except LabmgrError:
+                    continue
+                if moment < before and (name not in out or moment >= out[name][0]):
+                    out[name] = (moment, point, value)
+        return {name: (point, value) for name, (_, point, value) in out.items()}
+
     def evidence(self, lab: str, environment: str) -> LabEvidence:
         out = LabEvidence(lab, environment)
         row = self.db.execute("SELECT snapshot, created_at, timings FROM history_labs WHERE lab = ? "

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from labmgr.demo import production as prod
 from labmgr.hypervisor.agent import ExecResult
 from labmgr.dumps.hourly import collect
 from labmgr.lab import records
+from labmgr.lab.probing import probe_lab
 from labmgr.lab.restore import lab_restore
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
@@ -62,6 +64,9 @@ PROBES = {"probes": [
      "manifest": {"/etc/lmt-probe.conf": hashlib.sha256(b"shop\n").hexdigest()}},
     {"name": "web-page", "kind": "http", "server": "db", "target": "db", "port": 8080, "path": "/health",
      "body_matches": "shop ok", "headers": {"Content-Type": "^text/plain"}, "timeout": 15},
+    {"name": "version-footer", "kind": "http", "server": "db", "target": "web01.shop.test", "path": "/",
+     "body_matches": r"<footer>shop v1\.4\.2</footer>", "headers": {"Content-Type": "^text/html"}, "timeout": 15},
+    {"name": "isolated", "kind": "isolation", "timeout": 30},
 ]}
 
 # a one-line HTTP server made of netcat (the image has no curl, wget or python3), one connection at a
@@ -69,15 +74,28 @@ PROBES = {"probes": [
 WEB = ("while :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\n\\r\\nshop ok\\n' "
        "| nc -l -N 8080 >/dev/null 2>&1; done")
 LISTENER = "nc -lk 8082 >/dev/null 2>&1"
+# production's web server: a service on web01 (in the snapshot, so every lab boots with it)
+WEB_SERVICE = {
+    "/usr/local/bin/shop-web": "#!/bin/sh\nwhile :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\n"
+                               "\\r\\n<html><body>Invoices<footer>shop v1.4.2</footer></body></html>\\n' "
+                               "| nc -l -N 80 >/dev/null 2>&1; done\n",
+    "/etc/systemd/system/shop-web.service": "[Unit]\nDescription=shop web\n[Service]\n"
+                                            "ExecStart=/usr/local/bin/shop-web\n[Install]\nWantedBy=multi-user.target\n",
+}
 
 
 @pytest.fixture(scope="module")
 def probed(hypervisor, db_image, tmp_path_factory):
     """Production with three collected hours (invoice 7 deleted before the third), a lab of it."""
     environment = prod.Production(prefix="lmt-pp", network="10.82.0.0/24", gateway="10.82.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", IP, "52:54:00:82:00:11", memory=1024)])
+        prod.ProdServer("db", "db01.shop.test", IP, "52:54:00:82:00:11", memory=1024),
+        prod.ProdServer("web", "web01.shop.test", "10.82.0.12", "52:54:00:82:00:12")])
     prod.create(hypervisor, environment, db_image)
     try:
+        web = hypervisor.domain(environment.domain_name(environment.servers[1])).agent(timeout=60)
+        for path, content in WEB_SERVICE.items():
+            web.run(["sh", "-c", f"cat > {path} && chmod 755 {path}"], stdin=content.encode())
+        web.run(["systemctl", "enable", "--now", "shop-web.service"], timeout=60)
         agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
         agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
         psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
@@ -124,8 +142,8 @@ def by_name(results):
 
 
 def test_a_good_hour_passes_and_a_stuck_probe_is_killed(probed) -> None:
-    env, probes, agent, _ = probed
-    record = restored(T0 + timedelta(hours=2, minutes=30))
+    env, probes, agent, probes_path = probed
+    restored(T0 + timedelta(hours=2, minutes=30))
     # a web server on the lab's own address (the lab's isolated bridge), for the tcp and http probes
     for server in (WEB, LISTENER):
         agent.run(["sh", "-c", f"setsid sh -c \"{server}\" </dev/null >/dev/null 2>&1 &"])
@@ -136,11 +154,17 @@ def test_a_good_hour_passes_and_a_stuck_probe_is_killed(probed) -> None:
             time.sleep(0.5)
     agent.run(["sh", "-c", "echo shop > /etc/lmt-probe.conf"])
     started = time.monotonic()
-    results = by_name(run_probes(record, env, probes))
-    assert time.monotonic() - started < 30        # concurrently: the 3 s sleeper does not hold the others
+    summary = probe_lab(LAB, probes_path)          # as `labmgr probe` does: results go into the history
+    results = by_name(summary.results)
+    assert time.monotonic() - started < 40        # concurrently: the 3 s sleeper does not hold the others
     for name in ("invoice-count", "invoice-numbers", "invoices-fresh", "postgres-ready", "listening-port",
-                 "closed-port", "web-page", "invoice-growth", "config"):
+                 "closed-port", "web-page", "version-footer", "invoice-growth", "config"):
         assert results[name].passed, (name, results[name].detail, results[name].output_tail)
+    assert results["version-footer"].detail.startswith("GET http://web01.shop.test:80/: status 200")
+    isolation = [r for r in summary.results if r.kind == "isolation"]
+    assert [(r.server, r.passed) for r in isolation] == [("db", True), ("web", True)], isolation
+    assert isolation[0].detail == ("isolated: from db, 3 outside addresses silent (10.82.0.1, 10.82.0.1:22, "
+                                   "10.82.0.1:443); 1 lab peers answer (web 10.82.0.12)")
     assert results["invoice-count"].detail == "got 20"
     assert results["invoice-numbers"].detail == "20 invoice numbers, 1..20, none missing"
     assert "RPO 30m" in results["invoices-fresh"].detail
@@ -177,13 +201,13 @@ def test_the_probe_command_exit_codes_and_files(probed, tmp_path) -> None:
 
 
 def test_a_deleted_invoice_and_an_old_dump_fail(probed) -> None:
-    """Runs after the test above (module order): compare_previous compares with the value it read there."""
-    env, probes, _, _ = probed
+    """Runs after the test above (module order): compare_previous compares with the value the first test read there (kept in the history)."""
+    _, _, _, probes_path = probed
     # the newest dump at 10:30 is 09:00's: invoice 7 is missing and the data is 1h30m old
     record = restored(T0 + timedelta(hours=4, minutes=30))
     assert record.point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
     chosen = ["invoice-count", "invoice-numbers", "invoices-fresh", "invoice-growth", "config"]
-    results = by_name(run_probes(record, env, probes, only=chosen))
+    results = by_name(probe_lab(LAB, probes_path, only=chosen).results)
     assert set(results) == set(chosen)
     # compared with the count read at the earlier point (08:30, the first test)
     assert results["invoice-growth"].passed
@@ -309,6 +333,55 @@ def local_web():
     server.server_close()
 
 
+class NamespaceAgent:
+    """Runs the probe's shell in a network namespace of the test's own that has only loopback."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def exec(self, argv, timeout=None, stdin=None, env=None) -> ExecResult:
+        done = subprocess.run(["ip", "netns", "exec", self.namespace, *argv], input=stdin, capture_output=True,
+                              timeout=timeout)
+        return ExecResult(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@pytest.fixture
+def loopback_only_namespace():
+    name = "lmt-iso"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_isolation_shell_tells_silence_from_answers(loopback_only_namespace, tmp_path) -> None:
+    """In a namespace with only loopback: 10.99.0.0/24 (the "gateway" and a production address) is
+    unreachable, so silent; 127.0.0.2 (the "peer") answers ping; a closed port on 127.0.0.1 answers
+    with a refusal, which is an answer too."""
+    env = Environment.model_validate({
+        "name": "lmt-lo", "networks": [{"name": "lo", "cidr": "127.0.0.0/8", "gateway": "127.0.0.1"}],
+        "servers": [{"name": "web", "hostname": "web01.shop.test", "domain": "lmt-lo-web",
+                     "nics": [{"network": "lo", "ip": "127.0.0.3", "mac": "52:54:00:82:00:99"}]},
+                    {"name": "peer", "hostname": "peer01.shop.test", "domain": "lmt-lo-peer",
+                     "nics": [{"network": "lo", "ip": "127.0.0.2", "mac": "52:54:00:82:00:98"}]}]})
+    isolated = {"name": "isolated", "kind": "isolation", "server": "web", "gateways": False,
+                "targets": ["10.99.0.1", "10.99.0.1:22"]}
+    leaky = {"name": "leaky", "kind": "isolation", "server": "web", "peers": False}     # the gateway answers
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump({"probes": [isolated, leaky]}))
+    agent = NamespaceAgent(loopback_only_namespace)
+    results = by_name(run_probes(types_record(T0), env, load_probes(path, env), agent_for=lambda s: agent))
+    assert results["isolated"].passed, results["isolated"].output_tail
+    assert results["isolated"].detail == ("isolated: from web, 2 outside addresses silent (10.99.0.1, "
+                                          "10.99.0.1:22); 1 lab peers answer (peer 127.0.0.2)")
+    # a bare host is tried with ping where the guest has it, else with a TCP connect to port 22
+    bare = "ping" if shutil.which("ping") else "refused"
+    assert results["leaky"].detail == (f"not isolated: from web, production gateway of lo 127.0.0.1 answers ({bare}), "
+                                       "production gateway of lo 127.0.0.1:22 answers (refused), "
+                                       "production gateway of lo 127.0.0.1:443 answers (refused)")
+
+
 def test_tcp_http_and_isolation_shell_on_loopback(local_web, tmp_path) -> None:
     port, closed = local_web
     env = Environment.model_validate({
@@ -324,12 +397,10 @@ def test_tcp_http_and_isolation_shell_on_loopback(local_web, tmp_path) -> None:
          "path": "/health", "body_matches": "^path /health host web01.shop.test",
          "headers": {"content-type": "^text/plain$"}},
         {"name": "missing", "kind": "http", "server": "web", "target": "web", "port": port, "path": "/nope"},
-        {"name": "isolated", "kind": "isolation", "server": "web", "targets": [f"127.0.0.1:{closed}"]},
-        {"name": "leaky", "kind": "isolation", "server": "web",
-         "targets": [f"127.0.0.1:{closed}", f"127.0.0.1:{port}"]},
+        {"name": "leaky", "kind": "isolation", "server": "web", "targets": [f"127.0.0.1:{port}"]},
     ]}))
     results = by_name(run_probes(types_record(T0), env, load_probes(path, env), agent_for=lambda s: LocalAgent()))
-    for name in ("open", "closed", "health", "isolated"):
+    for name in ("open", "closed", "health"):
         assert results[name].passed, (name, results[name].detail, results[name].output_tail)
     assert results["missing"].detail == f"GET http://web01.shop.test:{port}/nope: status 404, expected 200"
-    assert results["leaky"].detail == f"not isolated: the lab guest reaches 127.0.0.1:{port}"
+    assert results["leaky"].detail == f"not isolated: from web, outside address 127.0.0.1:{port} answers (connected)"

@@ -463,33 +463,38 @@ def test_reports_and_exit_code() -> None:
 
 # compare_previous ------------------------------------------------------------
 
-def test_compare_previous_against_the_latest_earlier_point(tmp_path) -> None:
-    from labmgr.probes.runner import History
-    lab = tmp_path / "lab"
-    lab.mkdir()
+def test_compare_previous_against_the_latest_earlier_point_in_history(tmp_path) -> None:
+    """Values go into the catalog's history with each run; any lab of the environment counts."""
+    from labmgr.history import History
+    from labmgr.timeparse import parse_point
     probes = probe_file(tmp_path, {"name": "count", "kind": "compare_previous", "server": "db",
                                    "query": "SELECT count(*) FROM invoices", "max_drop": "10%"})
     value = {"now": "100"}
     agent = FakeAgent(lambda argv: ok(value["now"] + "\n"))
 
-    def run_at(at: str):
-        record = SimpleNamespace(name="shop-1", hypervisor="test:///default", point={"at": at}, directory=lab)
-        [result] = run_probes(record, ENV, probes, agent_for=lambda server: agent)
+    def run_at(at: str, lab: str = "shop-1"):
+        record = SimpleNamespace(name=lab, hypervisor="test:///default", point={"at": at})
+        with History(tmp_path / "store") as history:
+            previous = history.previous_values("shop", ["count"], parse_point(at))
+            [result] = run_probes(record, ENV, probes, agent_for=lambda server: agent, previous=previous)
+            history.record_probe_run(lab, "shop", at, at, at, 0 if result.passed else 1, [result])
         return result
     first = run_at("2026-11-20T08:30Z")
     assert first.passed and first.detail == "got 100; no earlier point to compare with (recorded for the next run)"
+    assert first.value == "100"
     assert agent.calls[0][0][-1] == "SELECT count(*) FROM invoices"
     value["now"] = "120"
-    assert run_at("2026-11-20T09:30Z").detail == "100 at 2026-11-20T08:30Z -> 120: +20 (+20.0%)"
+    assert run_at("2026-11-20T09:30Z", lab="shop-2").detail == "100 at 2026-11-20T08:30Z -> 120: +20 (+20.0%)"
     value["now"] = "95"      # compared with 08:30 (the latest point before 09:00), not with 09:30
     assert run_at("2026-11-20T09:00Z").detail == "100 at 2026-11-20T08:30Z -> 95: -5 (-5.0%)"
     value["now"] = "80"
     result = run_at("2026-11-20T10:30Z")
     assert not result.passed
     assert result.detail == "120 at 2026-11-20T09:30Z -> 80: -40 (-33.3%), dropped more than the allowed 10%"
-    history = History(lab / "probe-history.json").load()
-    assert history == {"count": {"2026-11-20T08:30Z": "100", "2026-11-20T09:00Z": "95",
-                                 "2026-11-20T09:30Z": "120", "2026-11-20T10:30Z": "80"}}
+    with History(tmp_path / "store") as history:
+        assert history.previous_values("shop", ["count"], parse_point("2026-11-21T00:00Z")) == \
+            {"count": ("2026-11-20T10:30Z", "80")}
+        assert history.previous_values("other-env", ["count"], parse_point("2026-11-21T00:00Z")) == {}
 
 
 def test_compare_previous_limits_and_non_numbers() -> None:
@@ -505,23 +510,54 @@ def test_compare_previous_limits_and_non_numbers() -> None:
 
 # isolation -------------------------------------------------------------------
 
-def test_isolation(tmp_path) -> None:
-    probe = {"kind": "isolation", "targets": ["10.77.0.1:7777", "prod-db.example:5432"]}
-    result, agent = run_one(tmp_path, probe, lambda argv: ok("blocked 10.77.0.1:7777\nblocked prod-db.example:5432\n"))
-    assert result.passed
-    assert result.detail == "isolated: none of 2 outside addresses reachable (10.77.0.1:7777, prod-db.example:5432)"
-    assert agent.calls[0][0][-3:] == ["3", "10.77.0.1:7777", "prod-db.example:5432"]
-    result, _ = run_one(tmp_path, probe, lambda argv: ok("reachable 10.77.0.1:7777\nblocked prod-db.example:5432\n"))
-    assert not result.passed and result.detail == "not isolated: the lab guest reaches 10.77.0.1:7777"
-    result, _ = run_one(tmp_path, probe, lambda argv: ok("blocked 10.77.0.1:7777\n"))
-    assert not result.passed and result.detail == "could not try prod-db.example:5432"
+def test_isolation_from_every_server_with_gateways_and_peers(tmp_path) -> None:
+    env = Environment.model_validate({**ENV.model_dump(mode="json"), "networks": [
+        {"name": "lan", "cidr": "10.90.0.0/24", "gateway": "10.90.0.1"}]})
+    path = write(tmp_path, [{"name": "iso", "kind": "isolation", "targets": ["203.0.113.9:443", "prod-db.example"]}])
+    probes = load_probes(path, env)
+    assert [(p.name, p.server) for p in probes] == [("iso", "db"), ("iso", "crm"), ("iso", "web")]
+    answers = {"10.90.0.12": "ping", "10.90.0.13": "ping", "10.90.0.11": "ping"}
+
+    def respond(argv):
+        seconds, *targets = argv[argv.index("probe") + 1:]
+        assert seconds == "3"
+        return ok("".join(f"answers {t} {answers[t]}\n" if t in answers else f"silent {t}\n" for t in targets))
+    agent = FakeAgent(respond)
+    results = run_probes(RECORD, env, probes, agent_for=lambda server: agent)
+    assert all(r.passed for r in results), [r.detail for r in results]
+    assert results[0].detail == ("isolated: from db, 5 outside addresses silent (203.0.113.9:443, prod-db.example, "
+                                 "10.90.0.1, 10.90.0.1:22, 10.90.0.1:443); 2 lab peers answer "
+                                 "(crm 10.90.0.12, web 10.90.0.13)")
+    answers["10.90.0.1:22"] = "refused"          # something holds production's gateway address
+    del answers["10.90.0.13"]                   # and web is deaf
+    db, crm, web = run_probes(RECORD, env, probes, agent_for=lambda server: agent)
+    assert db.detail == "not isolated: from db, production gateway of lan 10.90.0.1:22 answers (refused)"
+    assert not web.passed and not crm.passed
+    answers["10.90.0.1:22"] = None
+    del answers["10.90.0.1:22"]
+    db, crm, web = run_probes(RECORD, env, probes, agent_for=lambda server: agent)
+    assert not db.passed and db.detail == "from db, lab peer web (10.90.0.13) does not answer"
+    assert web.passed and web.detail.startswith("isolated: from web,")
+    [only_db] = load_probes(write(tmp_path, [{"name": "iso", "kind": "isolation", "server": "db",
+                                              "gateways": False, "peers": False, "targets": ["10.0.0.1:22"]}]), env)
+    result, _ = run_one(tmp_path, {"kind": "isolation", "gateways": False, "peers": False, "targets": ["10.0.0.1:22"]},
+                        lambda argv: ok("answers 10.0.0.1:22 connected\n"))
+    assert not result.passed and result.detail == "not isolated: from db, outside address 10.0.0.1:22 answers (connected)"
+    result, _ = run_one(tmp_path, {"kind": "isolation", "gateways": False, "peers": False,
+                                   "targets": ["10.0.0.1:22", "10.0.0.2"]}, lambda argv: ok("silent 10.0.0.1:22\n"))
+    assert not result.passed and result.detail == "could not try 10.0.0.2"
+    assert only_db.server == "db"
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("probes:\n  - {name: a, kind: isolation, server: db, targets: [10.0.0.1]}\n",
-     ":2: probes[0].targets: '10.0.0.1' is not host:port"),
-    ("probes:\n  - {name: a, kind: isolation, server: db, timeout: 5, targets: ['10.0.0.1:22', '10.0.0.2:22']}\n",
-     ":2: probes[0]: timeout 5 s is too short to try 2 targets for 3 s each"),
+    ("probes:\n  - {name: a, kind: isolation, server: db, targets: ['10.0.0.1:99999']}\n",
+     ":2: probes[0].targets: '10.0.0.1:99999' is neither a host nor host:port"),
+    ("probes:\n  - {name: a, kind: isolation, server: db, timeout: 5, connect_timeout: 3, targets: ['10.0.0.1']}\n",
+     ":2: probes[0]: timeout 5 s is too short for connect_timeout 3 s: make it at least 8 s"),
+    ("probes:\n  - {name: a, kind: isolation, server: nope}\n",
+     ":2: probes[0].server: unknown server 'nope'"),
+    ("probes:\n  - {name: a, kind: isolation, server: db, peers: false}\n",
+     ":2: probes[0]: isolation probe 'a' has nothing to check from server db"),
     ("probes:\n  - {name: a, kind: compare_previous, server: db, query: x, max_drop: lots}\n",
      ":2: probes[0].max_drop: 'lots' is neither a number nor a percentage"),
     ("probes:\n  - {name: a, kind: compare_previous, server: web, query: x}\n",

@@ -9,6 +9,7 @@ from ..errors import LabError
 from ..history import history_for
 from ..notify.model import RunSummary
 from ..probes import load_probes, run_probes
+from ..probes.runner import lab_point
 from ..probes.report import exit_code
 from ..spec import load_environment
 from ..timeparse import format_point
@@ -22,7 +23,10 @@ def probe_lab(name: str, probes_file: Path, only: list[str] | None = None) -> Ru
     env = load_environment(record.spec)
     probes = load_probes(probes_file, env)
     started = datetime.now(timezone.utc)
-    results = run_probes(record, env, probes, only=only)
+    compared = [p.name for p in probes if p.kind == "compare_previous"]
+    with history_for(env) as history:
+        previous = history.previous_values(env.name, compared, lab_point(record) or started) if compared else {}
+    results = run_probes(record, env, probes, only=only, previous=previous)
     finished = datetime.now(timezone.utc)
     point = record.point.get("at", "")
     summary = RunSummary(environment=env.name, lab=name, point=point, started_at=started, finished_at=finished,

@@ -33,6 +33,7 @@ class ProbeResult:
     seconds: float
     detail: str
     output_tail: str = ""
+    value: str | None = None  # the number a compare_previous probe read (kept for the next point)
 
 
 @dataclass

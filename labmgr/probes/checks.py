@@ -18,7 +18,7 @@ from ..hypervisor.agent import ExecResult
 from ..spec.model import Environment
 from ..timeparse import format_point
 from .durations import format_duration
-from .model import resolve_target
+from .model import isolation_addresses, resolve_target
 
 Verdict = tuple[bool, str]
 MAX_RANGES = 20
@@ -389,36 +389,58 @@ def _plan_compare(probe, context: Context) -> Plan:
 
 # isolation -----------------------------------------------------------------
 
-ISOLATION_SCRIPT = r'''
+# Every address is tried at once (background jobs): "host" with ping, "host:port" with a TCP
+# connect. A host answers when it replies to ping, accepts the connection or refuses it (a
+# refusal is an answer too); it is silent when nothing comes back within the timeout.
+ISOLATION_SCRIPT = r"""
 seconds=$1; shift
-for target in "$@"; do
-  host=${target%:*} port=${target##*:}
-  if command -v bash >/dev/null 2>&1; then
-    timeout "$seconds" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null
-  else
-    nc -z -w "$seconds" "$host" "$port" 2>/dev/null
-  fi && echo "reachable $target" || echo "blocked $target"
-done
-'''
+tcp() {
+  err=$(timeout "$seconds" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>&1 >/dev/null) && { echo connected; return; }
+  case $err in *[Rr]efused*) echo refused ;; esac
+}
+try() {
+  case $1 in
+    *:*) how=$(tcp "${1%:*}" "${1##*:}") ;;
+    *) if command -v ping >/dev/null 2>&1; then
+         ping -c 1 -W "$seconds" "$1" >/dev/null 2>&1 && how=ping || how=
+       else how=$(tcp "$1" 22); fi ;;
+  esac
+  if [ -n "$how" ]; then echo "answers $1 $how"; else echo "silent $1"; fi
+}
+for target in "$@"; do try "$target" & done
+wait
+"""
 
 
-def judge_isolation(output: str, targets: list[str]) -> Verdict:
-    seen = {}
+def judge_isolation(output: str, server: str, outside: dict[str, str], peers: dict[str, str]) -> Verdict:
+    """``outside`` ({address: what it is}) must be silent and ``peers`` ({address: server}) must answer."""
+    seen: dict[str, str] = {}
     for line in output.splitlines():
-        state, _, target = line.strip().partition(" ")
-        seen[target] = state
-    reached = [t for t in targets if seen.get(t) == "reachable"]
-    unknown = [t for t in targets if t not in seen]
-    if reached:
-        return False, f"not isolated: the lab guest reaches {', '.join(reached)}"
+        state, _, rest = line.strip().partition(" ")
+        target, _, how = rest.partition(" ")
+        seen[target] = f"answers ({how})" if state == "answers" else state
+    leaks = [f"{what} {target} {seen[target]}" for target, what in outside.items()
+             if seen.get(target, "").startswith("answers")]
+    deaf = [f"lab peer {peer} ({target})" for target, peer in peers.items() if seen.get(target) == "silent"]
+    unknown = [t for t in [*outside, *peers] if t not in seen]
+    if leaks:
+        return False, f"not isolated: from {server}, " + ", ".join(leaks)
+    if deaf:
+        return False, f"from {server}, {' and '.join(deaf)} {'does' if len(deaf) == 1 else 'do'} not answer"
     if unknown:
         return False, f"could not try {', '.join(unknown)}"
-    return True, f"isolated: none of {len(targets)} outside addresses reachable ({', '.join(targets)})"
+    text = f"isolated: from {server}, {len(outside)} outside addresses silent"
+    if outside:
+        text += f" ({', '.join(outside)})"
+    if peers:
+        text += f"; {len(peers)} lab peers answer ({', '.join(f'{peer} {t}' for t, peer in peers.items())})"
+    return True, text
 
 
 def _plan_isolation(probe, context: Context) -> Plan:
-    return Plan(["sh", "-c", ISOLATION_SCRIPT, "probe", str(probe.connect_timeout), *probe.targets],
-                lambda result: judge_isolation(result.stdout, probe.targets))
+    outside, peers = isolation_addresses(probe, context.env)
+    return Plan(["sh", "-c", ISOLATION_SCRIPT, "probe", str(probe.connect_timeout), *outside, *peers],
+                lambda result: judge_isolation(result.stdout, probe.server, outside, peers))
 
 
 PLANNERS: dict[str, Callable[..., Plan]] = {

@@ -24,6 +24,9 @@ from .durations import parse_duration
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 Engine = Literal["postgres", "mariadb"]
+ALL_SERVERS = "all"
+GATEWAY_PORTS = ("", ":22", ":443")   # a gateway must answer neither ping nor TCP
+ISOLATION_SLACK = 5      # seconds an isolation probe needs beyond one connect_timeout
 
 
 class Strict(BaseModel):
@@ -195,7 +198,7 @@ class ChecksumProbe(ProbeBase):
 
 class ComparePreviousProbe(DatabaseProbe):
     """A number (a query's single value) compared with the value this probe read in the same
-    lab at the latest earlier point in time (kept in the lab directory, probe-history.json)."""
+    environment at the latest earlier point in time (kept with the results in the history)."""
 
     kind: Literal["compare_previous"]
     query: str = Field(min_length=1)
@@ -216,28 +219,36 @@ class ComparePreviousProbe(DatabaseProbe):
 
 
 class IsolationProbe(ProbeBase):
-    """Addresses outside the lab that its guest must NOT reach (production, the internet)."""
+    """From a lab guest: nothing outside the lab answers (production's gateways, the given
+    targets), while the lab's own peers do. ``server: all`` (the default) checks from every guest."""
 
     kind: Literal["isolation"]
-    targets: list[str] = Field(min_length=1, description="host:port, e.g. 10.0.0.1:22 or db01.prod.example:5432")
-    connect_timeout: int = Field(default=3, ge=1, le=60, description="seconds per target")
+    server: str = Field(default=ALL_SERVERS, description="a server, or 'all': one check from each lab guest")
+    targets: list[str] = Field(default_factory=list, description="host (ping) or host:port (TCP) outside the lab, "
+                               "e.g. 10.0.0.1, 10.0.0.1:22 or db01.prod.example:5432")
+    gateways: bool = Field(default=True, description="also production's gateways of the server's networks")
+    peers: bool = Field(default=True, description="the lab's other servers on the same networks must answer")
+    connect_timeout: int = Field(default=3, ge=1, le=60, description="seconds per address (tried concurrently)")
 
     @field_validator("targets")
     @classmethod
     def _targets(cls, value: list[str]) -> list[str]:
         for target in value:
             host, colon, port = str(target).rpartition(":")
-            if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536 \
+            if not colon:
+                host, port = str(target), "1"
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 \
                     or not re.fullmatch(r"[A-Za-z0-9.\-]+", host):
-                raise ValueError(f"'{target}' is not host:port (like 10.0.0.1:22)")
+                raise ValueError(f"'{target}' is neither a host nor host:port (like 10.0.0.1 or 10.0.0.1:22)")
         return value
 
     @model_validator(mode="after")
     def _time_enough(self) -> "IsolationProbe":
-        needed = len(self.targets) * self.connect_timeout
-        if self.timeout <= needed:
-            raise ValueError(f"timeout {self.timeout:g} s is too short to try {len(self.targets)} targets "
-                             f"for {self.connect_timeout} s each: make it more than {needed} s")
+        # the addresses are tried concurrently, each for connect_timeout seconds
+        needed = self.connect_timeout + ISOLATION_SLACK
+        if self.timeout < needed:
+            raise ValueError(f"timeout {self.timeout:g} s is too short for connect_timeout "
+                             f"{self.connect_timeout} s: make it at least {needed} s")
         return self
 
 
@@ -279,6 +290,10 @@ def check_probes(probes: list[Any], env: Environment, source: yamlfile.Source,
             raise source.error((*loc, "name"), f"duplicate probe name '{probe.name}' "
                                f"(also at line {yamlfile.line_of(source.lines, (*prefix, seen[probe.name], 'name'))})")
         seen[probe.name] = i
+        if probe.kind == "isolation" and probe.server == ALL_SERVERS:
+            out += [_isolation_checks(probe.model_copy(update={"server": s.name}), env, source, loc)
+                    for s in env.servers]
+            continue
         server = servers.get(probe.server)
         if server is None:
             raise source.error((*loc, "server"), f"unknown server '{probe.server}' "
@@ -287,8 +302,39 @@ def check_probes(probes: list[Any], env: Environment, source: yamlfile.Source,
             probe = _with_database(probe, server, source, loc)
         if probe.kind in ("tcp", "http"):
             resolve_target(env, probe.target, source, (*loc, "target"))
+        if probe.kind == "isolation":
+            probe = _isolation_checks(probe, env, source, loc)
         out.append(probe)
     return out
+
+
+def _isolation_checks(probe: Any, env: Environment, source: yamlfile.Source, loc: tuple) -> Any:
+    outside, peers = isolation_addresses(probe, env)
+    if not outside and not peers:
+        raise source.error(loc, f"isolation probe '{probe.name}' has nothing to check from server {probe.server}: "
+                           "its networks have no gateway in the spec and it has no lab peers; give 'targets:'")
+    return probe
+
+
+def isolation_addresses(probe: Any, env: Environment) -> tuple[dict[str, str], dict[str, str]]:
+    """What an isolation probe tries from its server: {address: what} that must stay silent
+    (given targets, production gateways) and {address: peer server} that must answer (lab peers)."""
+    server = env.server(probe.server)
+    networks = {nic.network for nic in server.nics}
+    outside = {target: "outside address" for target in probe.targets}
+    if probe.gateways:
+        for network in env.networks:
+            if network.name in networks and network.gateway is not None:
+                for port in GATEWAY_PORTS:
+                    outside.setdefault(f"{network.gateway}{port}", f"production gateway of {network.name}")
+    peers = {}
+    if probe.peers:
+        for peer in env.servers:
+            if peer.name != server.name:
+                for nic in peer.nics:
+                    if nic.network in networks:
+                        peers.setdefault(str(nic.ip), peer.name)
+    return outside, peers
 
 
 def _with_database(probe: Any, server: Server, source: yamlfile.Source, loc: tuple) -> Any:

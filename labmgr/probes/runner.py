@@ -9,19 +9,16 @@ in any other way, becomes a failed result naming the error, never an exception.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 
 from ..errors import LabmgrError, NotFoundError
 from ..hypervisor.agent import ExecResult
 from ..spec.model import Environment
-from ..timeparse import format_point, parse_point
+from ..timeparse import parse_point
 from .checks import Context, guarded, plan
 from .result import ProbeResult
 
@@ -49,76 +46,20 @@ def select(probes: list, only: str | Iterable[str] | None) -> list:
 
 
 def run_probes(record, env: Environment, probes: list, *, only: str | Iterable[str] | None = None,
-               agent_for: Callable[[str], object] | None = None, now: datetime | None = None) -> list[ProbeResult]:
+               agent_for: Callable[[str], object] | None = None, now: datetime | None = None,
+               previous: dict[str, tuple[str, str]] | None = None) -> list[ProbeResult]:
     """Run ``probes`` (or those named by ``only``) in the lab ``record``; results in the probes' order.
 
     ``agent_for(server_name)`` gives the guest agent of that server's lab domain (anything with
     ``exec(argv, timeout, stdin, env) -> ExecResult``); by default it is looked up through libvirt.
+    ``previous`` is what compare_previous probes compare with: {probe: (point, value)} read at
+    the latest earlier point (``History.previous_values``); a result's ``value`` is what it read.
     """
     chosen = select(probes, only)
-    context = Context(env=env, point=lab_point(record), now=now)
-    history = History.of(record)
-    context.previous = history.previous(context.point or now or datetime.now(timezone.utc),
-                                        [p.name for p in chosen if p.kind == "compare_previous"])
+    context = Context(env=env, point=lab_point(record), now=now, previous=dict(previous or {}))
     if agent_for is None:
-        results = _with_libvirt(record, lambda agents: _run_all(chosen, context, agents))
-    else:
-        results = _run_all(chosen, context, _cached(agent_for))
-    if context.recorded:
-        history.save(context.point or now or datetime.now(timezone.utc), context.recorded)
-    return results
-
-
-class History:
-    """Values compare_previous probes read, per lab point in time: ``<lab dir>/probe-history.json``,
-    ``{probe: {point: value}}``."""
-
-    FILE = "probe-history.json"
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-
-    @classmethod
-    def of(cls, record) -> "History":
-        directory = getattr(record, "directory", None)
-        return cls(Path(directory) / cls.FILE if directory is not None else None)
-
-    def load(self) -> dict[str, dict[str, str]]:
-        if self.path is None:
-            return {}
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def previous(self, point: datetime, names: list[str]) -> dict[str, tuple[str, str]]:
-        """For each name: (point, value) of its latest value at a point strictly before ``point``."""
-        data = self.load()
-        out = {}
-        for name in names:
-            earlier = []
-            for text, value in (data.get(name) or {}).items():
-                try:
-                    moment = parse_point(text)
-                except LabmgrError:
-                    continue
-                if moment < point:
-                    earlier.append((moment, text, value))
-            if earlier:
-                _, text, value = max(earlier)
-                out[name] = (text, value)
-        return out
-
-    def save(self, point: datetime, values: dict[str, str]) -> None:
-        if self.path is None:
-            return
-        data = self.load()
-        for name, value in values.items():
-            data.setdefault(name, {})[format_point(point)] = value
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        return _with_libvirt(record, lambda agents: _run_all(chosen, context, agents))
+    return _run_all(chosen, context, _cached(agent_for))
 
 
 def _cached(agent_for: Callable[[str], object]) -> Callable[[str], object]:
@@ -175,7 +116,7 @@ def _run_one(probe, context: Context, agent_for: Callable[[str], object],
             passed, detail = False, f"error: {type(exc).__name__}: {exc}"
         return ProbeResult(name=probe.name, server=probe.server, kind=probe.kind, severity=probe.severity,
                            passed=passed, seconds=round(time.monotonic() - started, 3), detail=detail,
-                           output_tail=output)
+                           output_tail=output, value=context.recorded.get(probe.name))
 
 
 def _tail(result: ExecResult, lines: int = TAIL_LINES) -> str:
