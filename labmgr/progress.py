@@ -1,8 +1,10 @@
 """How the core reports progress without knowing who is watching.
 
 The core calls ``reporter.step(label, total)`` and advances the returned step;
-the CLI renders steps as rich progress bars, a TUI would post messages, tests
-pass ``SILENT``.
+the CLI renders steps as rich progress bars, the TUI posts messages, tests
+pass ``SILENT``. Work done for several servers at once also reports each
+server's stages with :func:`stage`; only reporters that show them (the TUI)
+implement ``stage``, so every other reporter keeps working unchanged.
 """
 
 from __future__ import annotations
@@ -49,3 +51,20 @@ class SilentReporter:
 
 
 SILENT = SilentReporter()
+
+
+@contextmanager
+def stage(reporter: Reporter, subject: str, name: str) -> Iterator[None]:
+    """Tell ``reporter`` that ``subject`` (a server) starts, ends or fails stage ``name``
+    ('revert', 'media', 'restore'), if it wants to know."""
+    report = getattr(reporter, "stage", None)
+    if report is None:
+        yield
+        return
+    report(subject, name, "start")
+    try:
+        yield
+    except BaseException:
+        report(subject, name, "failed")
+        raise
+    report(subject, name, "done")

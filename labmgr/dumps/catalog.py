@@ -173,6 +173,11 @@ class Catalog:
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM dumps").fetchone()[0]
 
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        """When the newest and the oldest dump were taken (None, None for an empty catalog); two index lookups."""
+        newest, oldest = self.db.execute("SELECT max(taken_at), min(taken_at) FROM dumps").fetchone()
+        return (_time(newest), _time(oldest)) if newest is not None else (None, None)
+
     # grid queries ------------------------------------------------------------
     def timeline(self, since: datetime, until: datetime) -> Timeline:
         """Hours in [since, until) -> (server, source) -> Cell; one grouped query on the time index."""

@@ -11,11 +11,13 @@ file writes instead (slow: a few MB/s).
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HypervisorError, LabmgrError
 from ..hypervisor import Domain, GuestAgent
+from ..progress import SILENT, Reporter, stage
 from ..xml.builder import cdrom_xml, free_scsi_target
 from .errors import DumpError
 from .media import MediaFile
@@ -48,36 +50,30 @@ class InjectReport:
 
 
 def inject_and_restore(domain: Domain, iso: Path, label: str, restores: list[Restore],
-                       server: str, restore_timeout: float = 3600) -> InjectReport:
+                       server: str, restore_timeout: float = 3600, reporter: Reporter = SILENT) -> InjectReport:
     agent = domain.agent(timeout=30)
     report = InjectReport()
     started = time.monotonic()
-    target = free_scsi_target(domain.xml(inactive=False))
-    device = cdrom_xml(iso, target)
-    try:
-        domain.attach_device(device)
-    except HypervisorError as exc:
-        _copy_through_agent(agent, restores, server, exc)
-        report.transport = "agent"
-        device = None
-    try:
-        if device:
-            _mount(agent, label)
-        try:
+    device = cdrom_xml(iso, free_scsi_target(domain.xml(inactive=False)))
+    with ExitStack() as cleanup:     # unmount, then unplug, whatever happens
+        with stage(reporter, server, "media"):
+            try:
+                domain.attach_device(device)
+            except HypervisorError as exc:
+                _copy_through_agent(agent, restores, server, exc)
+                report.transport = "agent"
+                cleanup.callback(agent.exec, ["rm", "-rf", MOUNT])
+            else:
+                cleanup.callback(domain.detach_device, device)
+                cleanup.callback(agent.exec, ["umount", MOUNT])
+                _mount(agent, label)
             _check_sums(agent, restores, server)
-            report.seconds["media"] = round(time.monotonic() - started, 2)
+        report.seconds["media"] = round(time.monotonic() - started, 2)
+        with stage(reporter, server, "restore"):
             for restore in restores:
                 begun = time.monotonic()
                 _run(agent, restore, server, restore_timeout)
                 report.seconds[restore.media.dump] = round(time.monotonic() - begun, 2)
-        finally:
-            if device:
-                agent.exec(["umount", MOUNT])
-            else:
-                agent.exec(["rm", "-rf", MOUNT])
-    finally:
-        if device:
-            domain.detach_device(device)
     return report
 
 

@@ -31,7 +31,7 @@ from ..dumps.store import DumpStore, store_for
 from ..errors import LabError
 from ..history import history_for
 from ..hypervisor import Hypervisor, connect
-from ..progress import SILENT, Reporter
+from ..progress import SILENT, Reporter, stage
 from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
 from ..timeparse import format_point, parse_point
@@ -123,7 +123,7 @@ def _restore(hypervisor: Hypervisor, env: Environment, store: DumpStore, record:
     try:
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
-                jobs = {server: pool.submit(_restore_server, domains[server], server, *media[server])
+                jobs = {server: pool.submit(_restore_server, domains[server], server, *media[server], reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
@@ -148,9 +148,10 @@ def _restore(hypervisor: Hypervisor, env: Environment, store: DumpStore, record:
     return result
 
 
-def _restore_server(domain, server: str, iso: Path, label: str, restores: list[Restore]):
-    revert(domain, CLEAN)
-    return inject_and_restore(domain, iso, label, restores, server)
+def _restore_server(domain, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
+    with stage(reporter, server, "revert"):
+        revert(domain, CLEAN)
+    return inject_and_restore(domain, iso, label, restores, server, reporter=reporter)
 
 
 def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[DumpSource, DumpRecord]],
