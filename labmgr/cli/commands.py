@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,10 +18,30 @@ from .progress import RichReporter
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(package_name="labmgr")
-def cli() -> None:
-    """Isolated replica labs of libvirt production environments."""
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Isolated replica labs of libvirt production environments. Without a command: the TUI."""
+    if ctx.invoked_subcommand is None:
+        if not sys.stdout.isatty():       # a pipe or a script gets the help, not a screen
+            click.echo(ctx.get_help())
+            return
+        from ..tui import run_tui
+
+        run_tui()
+
+
+@cli.command()
+@click.argument("spec", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--lab", "lab_name", default=None, help="open this lab's timeline")
+@click.option("--probes", "probes_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="the probe file run after each restore and by 'r' on Probes (docs/probes.md)")
+def tui(spec: Path | None, lab_name: str | None, probes_file: Path | None) -> None:
+    """The terminal UI: labs, the dump timeline, restores, probes, servers, sign-off."""
+    from ..tui import run_tui
+
+    run_tui(spec, lab_name, probes_file)
 
 
 # doctor ----------------------------------------------------------------------
@@ -190,6 +211,17 @@ def lab_show(name: str, as_json: bool) -> None:
     else:
         for domain, state in s.domains.items():
             click.echo(f"  domain {domain} ({state})")
+
+
+@lab.command("extend")
+@click.argument("name")
+@click.option("--by", "by", default="8h", show_default=True, help="hours or days, e.g. 8h or 2d")
+def lab_extend_command(name: str, by: str) -> None:
+    """Keep a lab longer: add to its lease (lab gc --expired removes it after)."""
+    from ..lab.lease import extend_lease, lease_hours
+
+    record = extend_lease(name, lease_hours(by))
+    click.echo(f"lab {name} is kept until {record.lease_until}")
 
 
 @lab.command("down")
