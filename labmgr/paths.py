@@ -18,6 +18,26 @@ def state_dir() -> Path:
     return root
 
 
+def owner_id() -> str:
+    """This state directory's identity, written into every libvirt object it makes: ``lab gc``
+    and ``lab list`` leave alone the labs of another labmgr (another state directory or
+    machine) that shares the hypervisor."""
+    path = state_dir() / "owner-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        import uuid
+
+        tmp = path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(uuid.uuid4().hex[:16] + "\n")
+        try:
+            os.link(tmp, path)          # first writer wins; a racing one reads the winner's
+        except FileExistsError:
+            pass
+        tmp.unlink()
+        return path.read_text().strip()
+
+
 def subdir(name: str) -> Path:
     path = state_dir() / name
     path.mkdir(parents=True, exist_ok=True)
