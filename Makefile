@@ -9,7 +9,8 @@ TEST_STATE ?= /var/tmp/labmgr-test-state
 DEB_PACKAGES := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config \
 	qemu-system-x86 qemu-utils dnsmasq-base iptables debootstrap e2fsprogs iproute2 \
 	python3 python3-venv python3-dev gcc libxml2-utils \
-	openssh-server openssh-client postgresql mariadb-server mariadb-client
+	openssh-server openssh-client postgresql mariadb-server mariadb-client \
+	tmux librsvg2-bin
 
 .PHONY: demo demo-down test bench deps venv libvirt clean
 
@@ -26,6 +27,7 @@ bench: venv libvirt
 	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/clone.py
 	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/catalog.py
 	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/restore.py
+	LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/tui.py
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \

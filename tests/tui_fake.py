@@ -89,6 +89,7 @@ class FakeBackend:
         self.delay = delay or {}
         self.handler = handler
         self.calls: list[tuple[str, tuple]] = []
+        self.running: set[str] = set()                  # delayed calls not answered yet
         self.gates: dict[str, threading.Event] = {}     # name -> opened by the test
         self.reached: dict[str, threading.Event] = {}   # name -> set when the call waits at its gate
         self.exported: dict[Path, str] = {}
@@ -96,7 +97,9 @@ class FakeBackend:
     def _enter(self, name: str, *args: Any) -> Any:
         self.calls.append((name, args))
         if self.delay.get(name):
+            self.running.add(name)
             time.sleep(self.delay[name])
+            self.running.discard(name)
         if self.handler is not None:
             answer = self.handler(name, args)
             if answer is not NotImplemented:

@@ -64,7 +64,7 @@ class ServerRow(Horizontal):
 
 class ProgressScreen(ModalScreen):
     BINDINGS = [Binding("c", "cancel", "Cancel"), Binding("escape", "close", "Close"),
-                Binding("enter", "close", "Close", show=False)]
+                Binding("enter", "close", "Close", show=False), Binding("question_mark", "app.help", "Help")]
 
     def __init__(self, title: str, operation: Operation, close_on_success: bool = True) -> None:
         super().__init__()

@@ -18,6 +18,7 @@ COLUMNS = ("at", "point in time", "user", "what was checked")
 
 class SignoffScreen(MainScreen):
     NAME = "Sign-off"
+    AUTO_FOCUS = "#signoffs"      # the list: number keys switch screens; s opens the form
     BINDINGS = [
         Binding("s", "write", "Sign off…"),
         Binding("ctrl+s", "sign", "Sign off", show=False),

@@ -27,7 +27,7 @@ from ..backend import Column, Grid, TimelineShape
 HOUR = timedelta(hours=1)
 PAGE_HOURS = 168                 # a week of rows per catalog query
 HEADER = 2                       # lines: server names, source names
-TIME_W, MARK_W, VERDICT_W = 17, 2, 6
+TIME_W, MARK_W, VERDICT_W = 17, 2, 7
 FIXED = TIME_W + MARK_W + VERDICT_W
 EMPTY = Cell(0, 0, 0, 0)
 
@@ -118,6 +118,7 @@ class TimelineGrid(ScrollView, can_focus=True):
         self.current: datetime | None = None            # the hour the lab is at
         self.widths: list[int] = []
         self.offsets: list[int] = []
+        self._styles: dict[tuple[str, str], Style] = {}
 
     # data ------------------------------------------------------------------
     def set_shape(self, shape: TimelineShape) -> None:
@@ -172,6 +173,9 @@ class TimelineGrid(ScrollView, can_focus=True):
             return min(bisect.bisect_left(keys, -hour.timestamp()), self.row_count - 1)
         return max(0, min(self.row_count - 1, int((self.shape.newest - hour) / HOUR)))
 
+    def _span_hours(self) -> int:
+        return int((self.shape.newest - self.shape.oldest) / HOUR) + 1 if self.shape and self.shape.newest else 0
+
     def page_of(self, hour: datetime) -> int:
         return int((self.shape.newest - hour) / HOUR) // PAGE_HOURS
 
@@ -188,7 +192,7 @@ class TimelineGrid(ScrollView, can_focus=True):
         return page.get(hour, {}).get(self.shape.columns[column], EMPTY)
 
     def _want(self, page: int) -> None:
-        if page not in self.requested:
+        if page not in self.requested and page * PAGE_HOURS < self._span_hours():
             self.requested.add(page)
             self.post_message(self.PageWanted(page))
 
@@ -215,7 +219,12 @@ class TimelineGrid(ScrollView, can_focus=True):
         return Strip.join([fixed, cells]).adjust_cell_length(width, self.rich_style)
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(name)
+        # component styles are looked up once per theme, not once per cell
+        key = (name, self.app.theme)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = self.get_component_rich_style(name)
+        return style
 
     def _header(self, y: int) -> tuple[Strip, Strip]:
         style = self._style("grid--header")
@@ -245,9 +254,14 @@ class TimelineGrid(ScrollView, can_focus=True):
         fixed = Strip([Segment(f"{hour:%Y-%m-%d %H:%M}".ljust(TIME_W), time_style),
                        Segment(mark, self._style("grid--current")),
                        Segment(verdict_text.ljust(VERDICT_W), verdict_style)])
+        number = self.page_of(hour)
+        page = self.pages.get(number)
+        self._want(number)
+        self._want(number + 1)        # the next week down is read before the cursor gets there
+        cells = page.get(hour, {}) if page is not None else None
         segments = []
-        for index, width in enumerate(self.widths):
-            text, klass = glyph(self.cell(hour, index))
+        for index, (column, width) in enumerate(zip(self.shape.columns, self.widths)):
+            text, klass = glyph(cells.get(column, EMPTY) if cells is not None else None)
             style = cursor if on_row and index == self.cursor_col else self._style(klass)
             segments.append(Segment(f" {text}".ljust(width), style))
         return fixed, Strip(segments)

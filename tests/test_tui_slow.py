@@ -1,0 +1,59 @@
+"""A slow hypervisor must not freeze the TUI: core calls run in workers, keys keep being answered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from labmgr.tui.screens.help import HelpScreen
+from labmgr.tui.screens.progress import ProgressScreen
+from labmgr.tui.widgets.timeline_grid import TimelineGrid
+from tui_fake import FakeBackend, make_app
+
+DELAY = 5.0
+
+
+def test_keys_are_answered_while_the_core_takes_seconds() -> None:
+    backend = FakeBackend(delay={"labs": DELAY, "timeline_shape": DELAY, "restore": DELAY})
+
+    async def scenario():
+        app = make_app(backend, lab=None)
+        async with app.run_test(size=(120, 36)) as pilot:
+            started = time.monotonic()
+            await pilot.pause()
+            assert [name for name, _ in backend.calls] == ["labs"]      # asked, and still waiting
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape", "4", "5", "1")
+            assert app.current_mode == "labs"
+            # every key was answered while the core was still busy with the labs
+            assert backend.running == {"labs"}
+            assert time.monotonic() - started < DELAY
+            assert "asking the hypervisor" in str(app.screen.query_one("#status").render())
+            # the answer arrives later, and is shown
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert time.monotonic() - started >= DELAY
+            assert app.screen.query_one("#labs").row_count == 3
+
+            # a restore that takes seconds: the progress screen is there at once, and keys still work
+            app.select_lab(backend.world.labs["shop-1"])
+            await pilot.press("2")
+            await pilot.pause()
+            grid = app.screen.query_one(TimelineGrid)
+            await pilot.press("down", "down", "question_mark")   # the shape is still loading
+            assert isinstance(app.screen, HelpScreen) and backend.running == {"timeline_shape"}
+            await pilot.press("escape")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, ProgressScreen) and not app.screen.finished
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen) and backend.running == {"restore"}
+            await pilot.press("escape")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert not isinstance(app.screen, ProgressScreen)
+            assert app.lab.point == "2026-11-21T08:00Z" and grid.cursor_row == 1
+    asyncio.run(scenario())
