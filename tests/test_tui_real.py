@@ -132,6 +132,13 @@ def test_restore_an_hour_from_the_timeline_and_read_the_verdict(tui_session) -> 
     tmux("send-keys", "-t", SESSION, "3")                  # the Probes screen: the same verdict, per probe
     shown = wait_for("PASS: 2 of 2 probes passed at 2026-11-20T07:00Z", timeout=20)
     assert "invoice-count" in shown and "got 10" in shown
+    tmux("send-keys", "-t", SESSION, "Down", "Enter")     # invoice-numbers: its whole output
+    wait_for("invoice-numbers on db (sequence_gaps, passed)", timeout=20)
     wait_for("10 invoice numbers, 1..10, none missing", timeout=20)
+    tmux("send-keys", "-t", SESSION, "Escape")
+    deadline = time.monotonic() + 20         # a key right after Esc would read as Alt+key: wait for the close
+    while "(sequence_gaps, passed)" in screen():
+        assert time.monotonic() < deadline, screen()
+        time.sleep(0.3)
     tmux("send-keys", "-t", SESSION, "q")
     wait_for("labmgr exited 0", timeout=20)
