@@ -307,8 +307,8 @@ def test_servers_and_the_console(backend, tmp_path, monkeypatch) -> None:
     marker = tmp_path / "console-ran"
 
     def handler(name, args):
-        if name == "console_command":
-            return ["sh", "-c", f"echo {args[1]} > {marker}"]
+        if name in ("console_command", "ssh_command"):
+            return ["sh", "-c", f"echo {name} {args[1]} >> {marker}"]
         return NotImplemented
     backend.handler = handler
     suspended = []
@@ -327,12 +327,15 @@ def test_servers_and_the_console(backend, tmp_path, monkeypatch) -> None:
             table = rows(app, "#servers")
             assert table[0] == ["db", "shop-1-db", "running", "db01.shop.test", "db01.shop.test", "10.66.0.11"]
             assert table[1][4:] == ["—", "agent silent"]
-            assert "virsh -c qemu:///system console shop-1-db" in text(app, "#access")
+            assert "labmgr ssh shop-1 db01.shop.test" in text(app, "#access")
             await pilot.press("down")
             assert "guest agent of 'shop-1-app' did not answer" in text(app, "#access")
             await pilot.press("c")
             await settle(pilot)
-            assert suspended == [True] and marker.read_text() == "app\n"
+            assert suspended == [True] and marker.read_text() == "console_command app\n"
+            await pilot.press("s")
+            await settle(pilot)
+            assert suspended == [True, True] and marker.read_text().splitlines()[-1] == "ssh_command app"
     run(scenario)
 
 

@@ -10,7 +10,7 @@ from labmgr.tui.screens.progress import ProgressScreen
 from labmgr.tui.widgets.timeline_grid import TimelineGrid
 from tui_fake import FakeBackend, make_app
 
-DELAY = 5.0
+DELAY = 8.0      # long enough that a loaded CI machine still answers every key first
 
 
 def test_keys_are_answered_while_the_core_takes_seconds() -> None:

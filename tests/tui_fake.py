@@ -256,14 +256,20 @@ class FakeBackend:
         self._lab(lab)
         return [
             ServerInfo("db", f"{lab}-db", "running", "db01.shop.test", ["10.66.0.11"], "db01.shop.test",
-                       ["10.66.0.11"], access=[f"virsh -c qemu:///system console {lab}-db"]),
+                       ["10.66.0.11"], access=[f"labmgr ssh {lab} db01.shop.test",
+                                               f"labmgr forward {lab} db01.shop.test:PORT --listen 127.0.0.1:PORT",
+                                               f"labmgr console {lab} db"]),
             ServerInfo("app", f"{lab}-app", "running", "app01.shop.test", ["10.66.0.12"], "",
                        [], agent_error="guest agent of 'shop-1-app' did not answer guest-ping",
-                       access=[f"virsh -c qemu:///system console {lab}-app"]),
+                       access=[f"labmgr ssh {lab} app01.shop.test", f"labmgr console {lab} app"]),
         ]
 
     def console_command(self, lab: str, server: str) -> list[str]:
         answer = self._enter("console_command", lab, server)
+        return answer if answer is not NotImplemented else ["true"]
+
+    def ssh_command(self, lab: str, server: str) -> list[str]:
+        answer = self._enter("ssh_command", lab, server)
         return answer if answer is not NotImplemented else ["true"]
 
     # evidence -------------------------------------------------------------------

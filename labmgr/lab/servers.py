@@ -38,7 +38,9 @@ def server_info(name: str) -> list[ServerInfo]:
                 continue
             info = ServerInfo(server.name, lab_server.domain, "missing", server.hostname,
                               [str(nic.ip) for nic in server.nics],
-                              access=[" ".join(console_command(record.hypervisor, lab_server.domain))])
+                              access=[f"labmgr ssh {name} {server.hostname}",
+                                      f"labmgr forward {name} {server.hostname}:PORT --listen 127.0.0.1:PORT",
+                                      f"labmgr console {name} {server.name}"])
             try:
                 domain = hypervisor.domain(lab_server.domain)
                 info.state = domain.state

@@ -76,6 +76,7 @@ class Backend(Protocol):
     # servers
     def servers(self, lab: str) -> list[ServerInfo]: ...
     def console_command(self, lab: str, server: str) -> list[str]: ...
+    def ssh_command(self, lab: str, server: str) -> list[str]: ...
     # evidence
     def signoffs(self, lab: str) -> list[Signoff]: ...
     def sign_off(self, lab: str, user: str, note: str) -> Signoff: ...
@@ -222,6 +223,17 @@ class CoreBackend:
         if server not in record.servers:
             raise NotFoundError(f"lab {lab} has no server '{server}'")
         return console_command(record.hypervisor, record.servers[server].domain)
+
+    def ssh_command(self, lab: str, server: str) -> list[str]:
+        """`labmgr ssh LAB SERVER` (through the lab's door), run with the terminal handed over."""
+        import sys
+
+        from ..lab import records
+        from ..spec import load_environment
+
+        record = records.load(lab)
+        hostname = load_environment(record.spec).server(server).hostname
+        return [sys.executable, "-m", "labmgr", "ssh", lab, hostname]
 
     def signoffs(self, lab: str) -> list[Signoff]:
         from ..lab.evidence import evidence_for

@@ -1,4 +1,4 @@
-"""Servers: state, production hostname and IPs as the guest agent reports them; the serial console."""
+"""Servers: state, production hostname and IPs as the guest agent reports them; the serial console, ssh."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class ServersScreen(MainScreen):
     NAME = "Servers"
     BINDINGS = [
         Binding("c", "console", "Console"),
+        Binding("s", "ssh", "SSH"),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -53,7 +54,7 @@ class ServersScreen(MainScreen):
 
     @on(Loaded)
     def loaded(self, message: Loaded) -> None:
-        if message.what == "console":
+        if message.what in ("console", "ssh"):
             self._console(message.value)
             return
         self.servers = message.value
@@ -101,11 +102,23 @@ class ServersScreen(MainScreen):
         except Exception as exc:
             self.post_message(Failed("opening the console", exc))
 
+    def action_ssh(self) -> None:
+        server = self.selected()
+        if server:
+            self.ssh_command(server.server)
+
+    @work(thread=True, exclusive=True, group="console")
+    def ssh_command(self, server: str) -> None:
+        try:
+            self.post_message(Loaded("ssh", self.app.backend.ssh_command(self.lab.name, server)))
+        except Exception as exc:
+            self.post_message(Failed("logging in with ssh", exc))
+
     def _console(self, command: list[str]) -> None:
-        """Hand the terminal to the console, as `virsh console` does; Ctrl+] gives it back."""
+        """Hand the terminal to the console or ssh, as `virsh console` does; leaving it comes back here."""
         try:
             with self.app.suspend():
-                print(f"{' '.join(command)}   (Ctrl+] returns to labmgr)", flush=True)
+                print(f"{' '.join(command)}   (Ctrl+] or exit returns to labmgr)", flush=True)
                 subprocess.run(command)
         except Exception as exc:          # no terminal to hand over (a test, a web driver)
             self.show_error("opening the console", exc)
