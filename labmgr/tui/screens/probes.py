@@ -67,8 +67,8 @@ class ProbesScreen(MainScreen):
         if run is not None and self.run is not None and run.point == self.run.point and \
                 len(run.results) < len(self.run.results):
             # one probe run again: keep the others' results of this point
-            fresh = {r.name: r for r in run.results}
-            run = ProbeRun(run.point, [fresh.get(r.name, r) for r in self.run.results])
+            fresh = {(r.name, r.server): r for r in run.results}
+            run = ProbeRun(run.point, [fresh.get((r.name, r.server), r) for r in self.run.results])
         self.run = run
         table = self.query_one("#probes", DataTable)
         keep = table.cursor_row
@@ -78,7 +78,8 @@ class ProbesScreen(MainScreen):
                      ("" if self.app.probes else " (start with --probes FILE)"))
             return
         for r in run.results:
-            table.add_row(mark(r), r.name, r.server, r.kind, seconds(r.seconds), Text(r.detail), key=r.name)
+            table.add_row(mark(r), r.name, r.server, r.kind, seconds(r.seconds), Text(r.detail),
+                          key=f"{r.name}@{r.server}")     # an isolation probe has one result per server
         if run.results:
             table.move_cursor(row=min(keep, len(run.results) - 1))
         passed = sum(1 for r in run.results if r.passed)
