@@ -34,6 +34,12 @@ def run_checks(uri: str, env: Environment | None = None) -> list[Check]:
     checks.append(_kvm_device())
     checks.append(_state_dir_access())
     checks.append(_free_disk())
+    remote = [u for u in dict.fromkeys([uri, *(s.uri for s in env.hypervisors)] if env else [uri]) if not is_local(u)]
+    if remote:
+        from .remote.checks import remote_checks
+
+        for each in remote:
+            checks += remote_checks(each, env)
     return checks
 
 

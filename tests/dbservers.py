@@ -146,11 +146,12 @@ def keygen(path: Path, comment: str = "labmgr-test") -> Path:
 
 
 @contextmanager
-def running_sshd(set_env: dict[str, str] | None = None) -> Iterator[SshServer]:
+def running_sshd(set_env: dict[str, str] | None = None, config: str = "") -> Iterator[SshServer]:
     """sshd on 127.0.0.1:<free port>, root login with a generated key only, its own host key.
 
     ``set_env`` becomes sshd's ``SetEnv``: variables every session gets (here: where
     the test database servers listen, so the default dump commands find them).
+    ``config`` is added to sshd_config (e.g. an SFTP subsystem).
     """
     require_packages("openssh-server", "openssh-client")
     directory = owned_tmpdir("lmt-sshd-")
@@ -179,6 +180,7 @@ PrintMotd no
 MaxStartups 50
 LogLevel VERBOSE
 {"SetEnv" + settings if settings else ""}
+{config}
 """)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)     # sshd's privilege separation directory
         run("/usr/sbin/sshd", "-t", "-f", str(directory / "sshd_config"))

@@ -145,8 +145,11 @@ def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> Non
 
     env = load_environment(spec)
     record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter())
+    from ..lab.hypervisors import short
+
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in record.timings.items())
-    click.echo(f"lab {record.name} is up ({len(record.servers)} servers, snapshot {record.snapshot}; {timings})")
+    click.echo(f"lab {record.name} is up on {short(record.hypervisor)} ({len(record.servers)} servers, "
+               f"snapshot {record.snapshot}; {timings})")
 
 
 @lab.command("restore")
@@ -166,11 +169,18 @@ def lab_restore_command(name: str, at: str) -> None:
 
 @lab.command("list")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def lab_list(as_json: bool) -> None:
-    """List every lab, with its state."""
+@click.option("--hypervisor", "uris", multiple=True, help="also look on this libvirt URI (repeatable)")
+def lab_list(as_json: bool, uris: tuple[str, ...]) -> None:
+    """List every lab on every hypervisor labmgr knows, with its state and hypervisor."""
+    from ..lab.hypervisors import short
     from ..lab.inventory import list_labs
 
-    labs = list_labs(["qemu:///system"])
+    unreachable: list[tuple[str, str]] = []
+    labs = list_labs(["qemu:///system", *uris], unreachable)
+    for uri, why in unreachable:        # a hypervisor only remembered, with no lab recorded on it, is skipped quietly
+        if uri in uris or any(s.hypervisor == uri for s in labs):
+            click.echo(f"labmgr: warning: hypervisor {short(uri)} not reached, its labs are shown from their "
+                       f"records: {why}", err=True)
     if as_json:
         click.echo(json.dumps([_status_dict(s) for s in labs], indent=2))
         return
@@ -179,7 +189,7 @@ def lab_list(as_json: bool) -> None:
     for s in labs:
         running = sum(1 for state in s.domains.values() if state == "running")
         click.echo(f"{s.name:<24} {s.state:<9} {s.environment:<16} {running}/{len(s.domains)} running  "
-                   f"snapshot {s.snapshot or '?'}  {s.hypervisor}")
+                   f"snapshot {s.snapshot or '?'}  {short(s.hypervisor)}")
 
 
 @lab.command("show")
@@ -187,6 +197,7 @@ def lab_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 def lab_show(name: str, as_json: bool) -> None:
     """Show one lab: its servers, networks and bridges."""
+    from ..lab.hypervisors import short
     from ..lab.inventory import show_lab
 
     s = show_lab(name)
@@ -194,7 +205,7 @@ def lab_show(name: str, as_json: bool) -> None:
         click.echo(json.dumps(_status_dict(s), indent=2))
         return
     click.echo(f"lab {s.name}: {s.state}, environment {s.environment}, snapshot {s.snapshot}, "
-               f"on {s.hypervisor}, created {s.created_at}")
+               f"on {short(s.hypervisor)}, created {s.created_at}")
     if s.record:
         for spec_net, network in s.record.networks.items():
             click.echo(f"  network {spec_net}: {network.name} (bridge {network.bridge}, no host address)")
@@ -240,13 +251,22 @@ def lab_down_command(name: str) -> None:
 @click.option("--expired", is_flag=True, help="also remove labs whose lease has ended")
 def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
     """Remove labs whose records are gone or whose lab up never finished."""
+    from ..errors import LabError
+    from ..lab import records
+    from ..lab.hypervisors import short
     from ..lab.teardown import lab_gc
 
-    removed = lab_gc(list(uris), RichReporter(), expired=expired)
+    unreachable: list[tuple[str, str]] = []
+    removed = lab_gc(list(uris), RichReporter(), expired=expired, unreachable=unreachable)
     for r in removed:
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks)")
     if not removed:
         click.echo("nothing to collect")
+    # a hypervisor that labs are recorded on must be reached; one only remembered is just noted
+    with_labs = {r.hypervisor for r in records.all_records()}
+    for uri, why in unreachable:
+        if uri in with_labs:
+            raise LabError(f"hypervisor {short(uri)} was not reached, its labs were not collected: {why}")
 
 
 # probes ----------------------------------------------------------------------

@@ -69,6 +69,12 @@ class Hypervisor:
             version = self.conn.getLibVersion()
         return f"{version // 1_000_000}.{version // 1000 % 1000}"
 
+    def available_memory(self) -> int:
+        """Bytes the host can give new guests: free memory plus what page cache and buffers would yield."""
+        with translated(f"reading the free memory of {self.uri}"):
+            stats = self.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+        return sum(stats.get(key, 0) for key in ("free", "buffers", "cached")) * 1024
+
     def supports_virt_type(self, virt_type: str) -> bool:
         try:
             self.conn.getDomainCapabilities(None, "x86_64", None, virt_type, 0)
@@ -94,9 +100,21 @@ def connect(uri: str) -> Hypervisor:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:
         message = (exc.get_error_message() or str(exc)).strip()
+        _explain_ssh(uri)
         raise HypervisorError(
             f"libvirt at {uri} is not reachable: {message}",
             hint="start it with 'libvirtd -d' (after 'virtlogd -d'), or check the URI; "
             "'labmgr doctor' checks the whole setup",
         ) from None
     return Hypervisor(uri, conn)
+
+
+def _explain_ssh(uri: str) -> None:
+    """For a remote URI, log in as libvirt's transport would: a refused key or a changed host key
+    becomes one line saying so, instead of ssh's banner relayed by libvirt."""
+    from ..remote.uri import SSH_TRANSPORTS, is_remote
+
+    if is_remote(uri) and uri.split(":", 1)[0].partition("+")[2] in SSH_TRANSPORTS:
+        from ..remote.host import diagnose
+
+        diagnose(uri)

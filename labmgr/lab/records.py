@@ -1,4 +1,5 @@
-"""The lab record: ``<state>/labs/<lab>/lab.json``, next to the lab's overlays.
+"""The lab record: ``<state>/labs/<lab>/lab.json``, next to the lab's overlays when the hypervisor
+is local (a remote one keeps them in its storage: ``storage``).
 
 The record is written before anything is created in libvirt and updated as
 objects are made, so ``lab down`` and ``lab gc`` know what to remove even when
@@ -13,7 +14,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import paths
 from ..errors import LabError, NotFoundError
@@ -52,13 +53,20 @@ class LabRecord:
     timings: dict[str, float] = field(default_factory=dict)
     point: dict = field(default_factory=dict)     # the point in time the lab is at (lab restore)
     lease_until: str = ""                         # kept for people until then (lab gc --expired)
+    storage: str = ""       # the lab's directory on the hypervisor's host: overlays, media ("": ``directory``)
 
     def lease_expired(self, now: datetime) -> bool:
         return bool(self.lease_until) and datetime.fromisoformat(self.lease_until.replace("Z", "+00:00")) <= now
 
     @property
     def directory(self) -> Path:
+        """The local directory: the record, locks, media being built."""
         return lab_dir(self.name)
+
+    @property
+    def host_directory(self) -> PurePosixPath:
+        """The directory in hypervisor storage (the same one for a local hypervisor)."""
+        return PurePosixPath(self.storage or self.directory)
 
     def save(self) -> None:
         """Write atomically: a reader never sees half a record."""

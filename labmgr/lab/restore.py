@@ -30,6 +30,7 @@ from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
 from ..errors import LabError
 from ..history import history_for
+from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter, stage
 from ..spec import Environment, load_environment
@@ -89,8 +90,8 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         try:
-            with connect(record.hypervisor) as hypervisor:
-                result = _restore(hypervisor, env, store, record, plan, staging, reporter)
+            with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
+                result = _restore(hypervisor, host, env, store, record, plan, staging, reporter)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     record.point = {"at": format_point(at), "requested": at_text, "dumps": plan.describe(),
@@ -102,8 +103,8 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
     return result
 
 
-def _restore(hypervisor: Hypervisor, env: Environment, store: DumpStore, record: LabRecord, plan: PointPlan,
-             staging: Path, reporter: Reporter) -> RestoreResult:
+def _restore(hypervisor: Hypervisor, host, env: Environment, store: DumpStore, record: LabRecord,
+             plan: PointPlan, staging: Path, reporter: Reporter) -> RestoreResult:
     result = RestoreResult(record.name, plan)
     started = time.monotonic()
     media: dict[str, tuple[Path, str, list[Restore]]] = {}
@@ -112,7 +113,26 @@ def _restore(hypervisor: Hypervisor, env: Environment, store: DumpStore, record:
             media[server] = _stage(env, store, server, pairs, staging)
             step.advance()
     result.seconds["stage"] = round(time.monotonic() - started, 2)
+    # QEMU opens the ISO on the hypervisor's host: it goes there (for a local one it is there already)
+    on_host = record.host_directory / "media"
+    if str(on_host) != str(staging):
+        with reporter.step(f"upload media to {host.name}", total=len(media)) as step:
+            host.remove_tree(on_host)
+            host.mkdir(on_host)
+            host.make_traversable(on_host)
+            for server, (iso, label, restores) in media.items():
+                host.put(iso, on_host / iso.name)
+                media[server] = (on_host / iso.name, label, restores)
+                step.advance()
+    try:
+        return _restore_at_point(hypervisor, record, plan, media, result, reporter)
+    finally:
+        if str(on_host) != str(staging):
+            host.remove_tree(on_host)
 
+
+def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan, media: dict,
+                      result: RestoreResult, reporter: Reporter) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
     check_agents(list(domains.values()))
     with reporter.step("snapshot the current point", total=len(domains)) as step:

@@ -1,15 +1,23 @@
-"""Remove labs: everything a lab made, found by its record and by its libvirt tags."""
+"""Remove labs: everything a lab made, found by its record and by its libvirt tags.
+
+Files go too: the local directory (the record) and the lab's directory in the
+hypervisor's storage (overlays, media), on the hypervisor's host. A lab with no
+record still names that directory in its domains' disks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from ..errors import NotFoundError
+from ..access.door import close_door, doors
+from ..errors import LabmgrError, NotFoundError
+from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter
-from ..xml.builder import read_tag
+from ..xml.builder import DomainXML, read_tag
 from . import records
+from .hypervisors import forget_hypervisor, known_hypervisors
 
 
 @dataclass
@@ -18,6 +26,7 @@ class Removed:
     domains: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     directory: bool = False
+    door: bool = False
 
 
 def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[str]]]:
@@ -51,7 +60,9 @@ def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) ->
     if record:
         domains = sorted(set(domains) | {s.domain for s in record.servers.values()})
         networks = sorted(set(networks) | {n.name for n in record.networks.values()})
-    with reporter.step(f"removing lab {lab}", total=len(domains) + len(networks) + 1) as step:
+    directories = _host_directories(hypervisor, lab, domains, record)     # read before the domains go
+    with host_for(hypervisor.uri) as host, \
+            reporter.step(f"removing lab {lab}", total=len(domains) + len(networks) + 1) as step:
         for name in domains:
             if hypervisor.has_domain(name):
                 domain = hypervisor.domain(name)
@@ -59,16 +70,31 @@ def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) ->
                 domain.undefine()
                 removed.domains.append(name)
             step.advance()
+        removed.door = close_door(host, lab)       # before the bridges its veths are in
         for name in networks:
             if name in hypervisor.network_names():
                 hypervisor.remove_network(name)
                 removed.networks.append(name)
             step.advance()
+        for directory in directories:
+            host.remove_tree(directory)
         if records.lab_dir(lab).exists():
             records.remove_dir(lab)
             removed.directory = True
         step.advance()
     return removed
+
+
+def _host_directories(hypervisor: Hypervisor, lab: str, domains: list[str], record) -> list[str]:
+    """The lab's directories in hypervisor storage: the record's, and any its domains' disks are in."""
+    found = {record.storage} if record and record.storage else set()
+    marker = f"/labs/{lab}/"
+    for name in domains:
+        if hypervisor.has_domain(name):
+            for disk in DomainXML(hypervisor.domain(name).xml()).disks():
+                if disk.source and marker in disk.source:
+                    found.add(disk.source.split(marker)[0] + marker.rstrip("/"))
+    return sorted(found - {str(records.lab_dir(lab))})     # the local directory goes with the record
 
 
 def lab_down(name: str, reporter: Reporter = SILENT, hypervisor_uri: str | None = None) -> Removed:
@@ -98,11 +124,42 @@ def garbage(hypervisor: Hypervisor, expired: bool = False) -> list[str]:
     return sorted(doomed)
 
 
-def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT, expired: bool = False) -> list[Removed]:
-    uris = sorted(set(hypervisor_uris) | {r.hypervisor for r in records.all_records()})
+def _close_door(uri: str, lab: str) -> bool:
+    host = host_for(uri)
+    try:
+        return close_door(host, lab)
+    finally:
+        host.close()
+
+
+def orphaned_doors(uri: str) -> list[str]:
+    """Labs with a door on the host of ``uri`` but no lab of that name up or being made (on any
+    hypervisor: two URIs may name one host, and a door is named after its lab alone)."""
+    live = {r.name for r in records.all_records() if r.state in ("up", "creating")}
+    host = host_for(uri)
+    try:
+        return [lab for lab in doors(host) if lab not in live]
+    finally:
+        host.close()
+
+
+def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT, expired: bool = False,
+           unreachable: list[tuple[str, str]] | None = None) -> list[Removed]:
+    """Collect on every known hypervisor; one that cannot be reached is noted (and listed in
+    ``unreachable``) and the others are still collected."""
     out = []
-    for uri in uris:
-        with connect(uri) as hypervisor:
-            for lab in garbage(hypervisor, expired):
-                out.append(remove_lab(hypervisor, lab, reporter))
+    for uri in known_hypervisors(hypervisor_uris):
+        try:
+            with connect(uri) as hypervisor:
+                for lab in garbage(hypervisor, expired):
+                    out.append(remove_lab(hypervisor, lab, reporter))
+            for lab in orphaned_doors(uri):
+                out.append(Removed(lab, door=_close_door(uri, lab)))
+            # collected, and no lab recorded there: nothing to look for until a lab goes there again
+            if not any(r.hypervisor == uri for r in records.all_records()):
+                forget_hypervisor(uri)
+        except LabmgrError as exc:
+            reporter.note(f"{uri}: not collected: {exc}")
+            if unreachable is not None:
+                unreachable.append((uri, str(exc)))
     return out

@@ -8,24 +8,27 @@ interrupt the half-made lab is removed before the error is reported.
 
 from __future__ import annotations
 
-import subprocess
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import LabError, LabmgrError
+from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..hypervisor.accel import choose_virt_type, requested_accel
 from ..history import history_for
 from ..progress import SILENT, Reporter
 from ..snapshot import Snapshot, find_snapshot
+from ..snapshot.replicate import ensure_copy
 from ..spec import Environment, Server
+from ..storage import lab_dir, storage_root
 from ..xml.builder import LabTag, network_xml
 from . import naming, records
 from .clone import CloneInputs, derive_lab_domain
+from .placement import place
 from .records import LabNetwork, LabRecord, LabServer
 from .pointintime import take_clean_snapshot
+from .hypervisors import remember_hypervisor
 from .teardown import remove_lab
 
 
@@ -34,13 +37,20 @@ def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapsh
     requested_accel(env.accel)          # a bad LABMGR_ACCEL is refused before anything else
     snapshot = find_snapshot(env.name, snapshot_id)
     _check_snapshot(env, snapshot)
-    with connect(env.hypervisor) as hypervisor:
+    site = place(env, snapshot, reporter)
+    with connect(site.uri) as hypervisor, host_for(site.uri) as host:
+        if site.uri in snapshot.locations():
+            _check_images(snapshot, host, site.uri)
         virt_type = choose_virt_type(env.accel, hypervisor)
         _check_names_free(hypervisor, env, name)
-        record = records.reserve(name, env.name, hypervisor=env.hypervisor, snapshot=snapshot.id,
+        snapshot = ensure_copy(snapshot, site.uri, host, storage_root(site), reporter)
+        remember_hypervisor(site.uri)
+        record = records.reserve(name, env.name, hypervisor=site.uri, snapshot=snapshot.id,
                                  spec=str(Path(spec_path).absolute()), virt_type=virt_type)
         try:
-            _build(hypervisor, env, snapshot, record, reporter)
+            record.storage = str(lab_dir(storage_root(site), record.name))
+            record.save()
+            _build(hypervisor, host, env, snapshot, record, reporter)
         except BaseException as exc:
             record.state = "failed"
             record.error = str(exc)
@@ -57,9 +67,16 @@ def _check_snapshot(env: Environment, snapshot: Snapshot) -> None:
         if server.name not in snapshot.servers:
             raise LabError(f"snapshot {snapshot.id} has no copy of server {server.name}",
                            hint="capture a new snapshot after changing the spec")
-    missing = snapshot.missing_files()
+    _refuse_missing(snapshot, [str(p) for p in snapshot.missing_files()], "")
+
+
+def _check_images(snapshot: Snapshot, host, uri: str) -> None:
+    _refuse_missing(snapshot, snapshot.missing_on(host, uri), f" on {host.name}" if host.remote else "")
+
+
+def _refuse_missing(snapshot: Snapshot, missing: list[str], where: str) -> None:
     if missing:
-        raise LabError(f"snapshot {snapshot.id} is missing {missing[0]}"
+        raise LabError(f"snapshot {snapshot.id} is missing {missing[0]}{where}"
                        + (f" and {len(missing) - 1} more files" if len(missing) > 1 else ""),
                        hint="capture a new snapshot with 'labmgr snapshot capture'")
 
@@ -77,7 +94,7 @@ def _check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None
                        hint=f"choose another --name, or 'labmgr lab down {name}'")
 
 
-def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record: LabRecord,
+def _build(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
            reporter: Reporter) -> None:
     started = time.monotonic()
     with reporter.step("networks", total=len(env.networks)) as step:
@@ -96,7 +113,7 @@ def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record:
     started = time.monotonic()
     with reporter.step("clones", total=len(env.servers)) as step:
         for server in env.servers:
-            _clone_server(hypervisor, env, snapshot, record, server)
+            _clone_server(hypervisor, host, env, snapshot, record, server)
             step.advance()
     record.timings["clone"] = round(time.monotonic() - started, 2)
 
@@ -118,44 +135,46 @@ def _build(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record:
         history.record_lab(record.name, env.name, snapshot.id, record.created_at, record.timings)
 
 
-def _clone_server(hypervisor: Hypervisor, env: Environment, snapshot: Snapshot, record: LabRecord,
+def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
                   server: Server) -> None:
+    """Overlays (and an own NVRAM) in the lab's directory on the hypervisor's host, then the domain."""
     copy = snapshot.servers[server.name]
-    folder = record.directory / server.name
-    folder.mkdir()
+    folder = record.host_directory / server.name
+    host.mkdir(folder)
+    host.make_traversable(folder)
     lab_server = LabServer(domain=naming.domain_name(record.name, server.name), hostname=server.hostname)
     record.servers[server.name] = lab_server
     record.save()
     for disk in copy.disks:
         overlay = folder / f"{disk.target}.qcow2"
-        make_overlay(snapshot.file(disk.image), overlay)
+        make_overlay(host, snapshot.host_file(disk.image, record.hypervisor), overlay)
         lab_server.overlays[disk.target] = str(overlay)
-    os_files = {}
+    os_files: dict[str, PurePosixPath] = {}
     for tag, relative in copy.os_files.items():
         if tag == "nvram":   # the guest writes its NVRAM: the lab gets its own copy
             target = folder / "nvram"
-            shutil.copyfile(snapshot.file(relative), target)
-            target.chmod(0o644)
+            host.copy(snapshot.host_file(relative, record.hypervisor), target)
+            host.chmod(target, 0o644)
             os_files[tag] = target
         else:
-            os_files[tag] = snapshot.file(relative)
+            os_files[tag] = snapshot.host_file(relative, record.hypervisor)
     xml = derive_lab_domain(snapshot.file(copy.xml).read_text(), CloneInputs(
         lab=record.name, environment=env.name, snapshot=snapshot.id, server=server,
         domain_name=lab_server.domain, virt_type=record.virt_type,
-        overlays={t: Path(p) for t, p in lab_server.overlays.items()}, os_files=os_files,
+        overlays={t: PurePosixPath(p) for t, p in lab_server.overlays.items()}, os_files=os_files,
         networks={n: ln.name for n, ln in record.networks.items()}))
     hypervisor.define_domain(xml)
     record.save()
 
 
-def make_overlay(backing: Path, overlay: Path) -> None:
-    """A qcow2 overlay over ``backing``, recording the backing format (never probed)."""
-    result = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
-                             "-b", str(backing), str(overlay)], capture_output=True, text=True)
-    if result.returncode != 0:
+def make_overlay(host, backing: PurePosixPath, overlay: PurePosixPath) -> None:
+    """A qcow2 overlay over ``backing`` on the hypervisor's host, recording the backing format (never probed)."""
+    result = host.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                       "-b", str(backing), str(overlay)], check=False)
+    if not result.ok:
         raise LabError(f"creating overlay {overlay} failed: {result.stderr.strip()}",
                        hint="is qemu-img installed ('labmgr doctor')?")
-    overlay.chmod(0o644)
+    host.chmod(overlay, 0o644)
 
 
 def boot_groups(env: Environment) -> list[list[Server]]:

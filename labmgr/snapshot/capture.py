@@ -12,18 +12,18 @@ started together, so the copies of different servers are of the same moment.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..errors import LabmgrError, SnapshotError
+from ..hosts import host_for
 from ..hypervisor import Domain, Hypervisor, connect
 from ..lab.clone import check_nics
 from ..progress import SILENT, Reporter
 from ..spec import Environment
+from ..storage import snapshot_dir, storage_root
 from ..xml.builder import DomainXML, backup_xml
 from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
 
@@ -32,11 +32,14 @@ OS_FILES = ("kernel", "initrd", "nvram")
 
 
 def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
-    with connect(env.hypervisor) as hypervisor:
-        return _capture(env, hypervisor, reporter)
+    site = env.hypervisors[0]           # production's hypervisor
+    with connect(site.uri) as hypervisor, host_for(site.uri) as host:
+        return _capture(env, hypervisor, host, storage_root(site), reporter)
 
 
-def _capture(env: Environment, hypervisor: Hypervisor, reporter: Reporter) -> Snapshot:
+def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath, reporter: Reporter) -> Snapshot:
+    """Definitions and manifest go to the local snapshot directory; the images are written on the
+    hypervisor's host (by QEMU, or qemu-img there), into its storage."""
     started = time.monotonic()
     # Look everything up before writing anything: a missing domain fails fast.
     domains = {server.name: hypervisor.domain(server.domain) for server in env.servers}
@@ -50,24 +53,41 @@ def _capture(env: Environment, hypervisor: Hypervisor, reporter: Reporter) -> Sn
     snapshot_id = _new_id(env.name, taken_at)
     final = environment_dir(env.name) / snapshot_id
     partial = final.with_name(f".partial-{snapshot_id}")
+    host_final = snapshot_dir(root, env.name, snapshot_id)
+    host_partial = host_final.with_name(f".partial-{snapshot_id}")
+    shared = str(host_partial) == str(partial)     # a local hypervisor storing under the state directory
     partial.mkdir(parents=True)
     try:
-        servers = {name: _prepare_server(partial, name, domains[name], definitions[name])
+        host.mkdir(host_partial)
+        host.make_traversable(host_partial)
+        servers = {name: _prepare_server(partial, host, host_partial, name, domains[name], definitions[name])
                    for name in definitions}
         running = [name for name in servers if domains[name].is_active()]
         stopped = [name for name in servers if name not in running]
-        _backup_running(partial, running, domains, definitions, servers, reporter)
+        _backup_running(host_partial, running, domains, definitions, servers, reporter)
         for name in stopped:
-            _copy_stopped(partial, name, definitions[name], servers[name], reporter)
+            _copy_stopped(host, host_partial, name, definitions[name], servers[name], reporter)
         snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
                             taken_at=taken_at.isoformat(timespec="seconds"),
-                            seconds=round(time.monotonic() - started, 2), servers=servers, path=final)
-        _seal(partial, snapshot)
+                            seconds=round(time.monotonic() - started, 2), servers=servers, path=final,
+                            storage=str(host_final))
+        _seal(partial, host, host_partial, snapshot)
+        if not shared:
+            host.rename(host_partial, host_final)
         os.rename(partial, final)
         return snapshot
     except BaseException:
         remove_partial(partial)
+        if not shared:
+            _remove_quietly(host, host_partial)
         raise
+
+
+def _remove_quietly(host, directory: PurePosixPath) -> None:
+    try:
+        host.remove_tree(directory)
+    except LabmgrError:
+        pass                            # the capture's own error is the one to report
 
 
 def _new_id(environment: str, taken_at: datetime) -> str:
@@ -80,19 +100,21 @@ def _new_id(environment: str, taken_at: datetime) -> str:
     return candidate
 
 
-def _prepare_server(partial: Path, name: str, domain: Domain, xml: DomainXML) -> ServerCopy:
+def _prepare_server(partial: Path, host, host_partial: PurePosixPath, name: str, domain: Domain,
+                    xml: DomainXML) -> ServerCopy:
     folder = partial / name
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     (folder / "domain.xml").write_text(str(xml))
+    host.mkdir(host_partial / name)
     copy = ServerCopy(domain=domain.name, state=domain.state,
                       method="backup" if domain.is_active() else "copy", frozen=False,
                       xml=f"{name}/domain.xml")
     for tag in OS_FILES:
         source = xml.os_file(tag)
         if source:
-            if not Path(source).is_file():
+            if not host.exists(source):
                 raise SnapshotError(f"server {name}: <os><{tag}> file {source} of domain '{domain.name}' is missing")
-            shutil.copyfile(source, folder / tag)
+            host.copy(source, host_partial / name / tag)
             copy.os_files[tag] = f"{name}/{tag}"
     for disk in xml.disks():
         if disk.device in COPIED_DEVICES:
@@ -100,7 +122,7 @@ def _prepare_server(partial: Path, name: str, domain: Domain, xml: DomainXML) ->
     return copy
 
 
-def _backup_running(partial: Path, names: list[str], domains: dict[str, Domain],
+def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str, Domain],
                     definitions: dict[str, DomainXML], servers: dict[str, ServerCopy],
                     reporter: Reporter) -> None:
     if not names:
@@ -136,7 +158,8 @@ def _backup_running(partial: Path, names: list[str], domains: dict[str, Domain],
         raise
 
 
-def _copy_stopped(partial: Path, name: str, xml: DomainXML, copy: ServerCopy, reporter: Reporter) -> None:
+def _copy_stopped(host, partial: PurePosixPath, name: str, xml: DomainXML, copy: ServerCopy,
+                  reporter: Reporter) -> None:
     sources = {disk.target: disk for disk in xml.disks()}
     for disk_copy in copy.disks:
         disk = sources[disk_copy.target]
@@ -148,20 +171,24 @@ def _copy_stopped(partial: Path, name: str, xml: DomainXML, copy: ServerCopy, re
             command = ["qemu-img", "convert", "-O", "qcow2"]
             if disk.driver_type:
                 command += ["-f", disk.driver_type]
-            result = subprocess.run([*command, disk.source, str(partial / disk_copy.image)],
-                                    capture_output=True, text=True)
-        if result.returncode != 0:
+            result = host.run([*command, disk.source, str(partial / disk_copy.image)], check=False)
+        if not result.ok:
             raise SnapshotError(f"server {name}: copying {disk.source} failed: {result.stderr.strip()}")
 
 
-def _seal(partial: Path, snapshot: Snapshot) -> None:
+def _seal(partial: Path, host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:
     """Make the copies read-only and readable by QEMU, record sizes, write the manifest."""
     for server in snapshot.servers.values():
         for disk in server.disks:
-            image = partial / disk.image
-            if not image.is_file():
+            image = host_partial / disk.image
+            if not host.exists(image):
                 raise SnapshotError(f"backup of {server.domain} {disk.target} produced no image")
-            disk.size = image.stat().st_size
+            disk.size = host.size(image)
+    for relative in snapshot.host_files():
+        host.chmod(host_partial / relative, 0o444)
+    for name in snapshot.servers:
+        host.chmod(host_partial / name, 0o755)
+    host.chmod(host_partial, 0o755)
     for path in partial.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o444)
     partial.chmod(0o755)

@@ -1,8 +1,11 @@
 """The snapshot store: ``<state>/snapshots/<environment>/<id>/``.
 
 Each snapshot directory holds ``manifest.json`` and one folder per server with
-its domain XML, its disk images (self-contained qcow2, read-only) and any
-kernel, initrd or NVRAM file its domain boots from. A capture writes into
+its domain XML. Its disk images (self-contained qcow2, read-only) and any
+kernel, initrd or NVRAM file its domain boots from are in hypervisor storage
+(``labmgr/storage.py``) on production's hypervisor host, under the same relative
+paths; for a local hypervisor that is this very directory. A snapshot copied to
+another hypervisor for a lab lists that copy in ``copies``. A capture writes into
 ``.partial-<id>`` and renames only when complete, so a broken capture is never
 listed.
 """
@@ -10,12 +13,13 @@ listed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .. import paths
-from ..errors import NotFoundError, SnapshotError
+from ..errors import LabmgrError, NotFoundError, SnapshotError
 
 
 @dataclass
@@ -45,23 +49,46 @@ class Snapshot:
     seconds: float
     servers: dict[str, ServerCopy]
     path: Path = field(default=Path(), compare=False)
+    storage: str = ""       # the images' directory on production's hypervisor host ("": ``path``)
+    copies: dict[str, str] = field(default_factory=dict)    # other hypervisor URI -> its copy's directory
 
     def file(self, relative: str) -> Path:
+        """A file of the local snapshot directory (for a local hypervisor: every file)."""
         return self.path / relative
+
+    def locations(self) -> dict[str, str]:
+        """Hypervisor URI -> the directory on its host that holds the images."""
+        return {self.hypervisor: self.storage or str(self.path), **self.copies}
+
+    def host_file(self, relative: str, uri: str | None = None) -> PurePosixPath:
+        """A file in hypervisor storage, on the host of ``uri`` (default: production's)."""
+        return PurePosixPath(self.locations()[uri or self.hypervisor]) / relative
+
+    def host_files(self) -> list[str]:
+        """What lives in hypervisor storage: disk images, kernels, initrds, NVRAM (relative paths)."""
+        return ([d.image for s in self.servers.values() for d in s.disks]
+                + [p for s in self.servers.values() for p in s.os_files.values()])
 
     def size(self) -> int:
         return sum(d.size for s in self.servers.values() for d in s.disks)
 
     def missing_files(self) -> list[Path]:
-        wanted = [self.file(s.xml) for s in self.servers.values()]
-        wanted += [self.file(d.image) for s in self.servers.values() for d in s.disks]
-        wanted += [self.file(p) for s in self.servers.values() for p in s.os_files.values()]
-        return [p for p in wanted if not p.is_file()]
+        """Local files (definitions) that are gone; ``missing_on`` checks the hypervisor's."""
+        return [p for p in (self.file(s.xml) for s in self.servers.values()) if not p.is_file()]
+
+    def missing_on(self, host, uri: str) -> list[str]:
+        return [str(self.host_file(r, uri)) for r in self.host_files() if not host.exists(self.host_file(r, uri))]
 
     def to_json(self) -> str:
         data = asdict(self)
         data.pop("path")
         return json.dumps(data, indent=2)
+
+    def save(self) -> None:
+        """Rewrite the manifest atomically (a copy to another hypervisor was added)."""
+        tmp = self.path / "manifest.json.tmp"
+        tmp.write_text(self.to_json())
+        os.replace(tmp, self.path / "manifest.json")
 
     @classmethod
     def from_dir(cls, directory: Path) -> "Snapshot":
@@ -120,9 +147,26 @@ def delete_snapshot(environment: str, snapshot_id: str) -> Snapshot:
     if users:
         raise SnapshotError(f"snapshot {snapshot.id} is in use by lab {', '.join(users)}",
                             hint=f"'labmgr lab down {users[0]}' first")
+    _remove_images(snapshot)
     shutil.rmtree(snapshot.path)
     try:
         snapshot.path.parent.rmdir()     # the environment's last snapshot: no empty folder left
     except OSError:
         pass
     return snapshot
+
+
+def _remove_images(snapshot: Snapshot) -> None:
+    """Remove the images from every hypervisor that holds them, before the manifest that lists
+    them: a host that cannot be reached leaves the snapshot listed, to delete again later."""
+    from ..hosts import host_for
+
+    for uri, directory in snapshot.locations().items():
+        if directory == str(snapshot.path):
+            continue                    # a local hypervisor: removed with the directory itself
+        with host_for(uri) as host:
+            host.remove_tree(directory)
+            try:
+                host.run(["rmdir", "--", str(PurePosixPath(directory).parent)], check=False)
+            except LabmgrError:
+                pass

@@ -22,6 +22,7 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
     _unique(source, [("servers", i, "domain") for i in range(len(env.servers))],
             [s.domain for s in env.servers], "production domain")
 
+    _check_hypervisors(env, source)
     networks = {n.name: n for n in env.networks}
     for i, network in enumerate(env.networks):
         if network.gateway is not None and network.gateway not in network.cidr:
@@ -60,6 +61,30 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
             raise source.error(("boot_order", k), f"unknown server '{name}' (servers: {', '.join(sorted(names))})")
     _unique(source, [("boot_order", k) for k in range(len(env.boot_order or []))],
             list(env.boot_order or []), "boot_order entry")
+
+
+def _check_hypervisors(env: Environment, source: yamlfile.Source) -> None:
+    """Remote URIs must be ones labmgr can log in to over SSH; each host listed once; somewhere for labs."""
+    from ..errors import LabmgrError
+    from ..remote.uri import is_remote, parse_target
+
+    def loc(i: int) -> tuple:
+        if ("hypervisor", i) not in source.lines:
+            return ("hypervisor",)              # the one-URI form
+        return ("hypervisor", i, "uri") if ("hypervisor", i, "uri") in source.lines else ("hypervisor", i)
+
+    seen: set[str] = set()
+    for i, site in enumerate(env.hypervisors):
+        if site.uri in seen:
+            raise source.error(loc(i), f"duplicate hypervisor '{site.uri}'")
+        seen.add(site.uri)
+        if is_remote(site.uri):
+            try:
+                parse_target(site.uri)
+            except LabmgrError as exc:
+                raise source.error(loc(i), str(exc).removeprefix(f"hypervisor {site.uri}: ")) from None
+    if not any(site.labs for site in env.hypervisors):
+        raise source.error(("hypervisor",), "every hypervisor says labs: false; labs need one to go to")
 
 
 def _unique(source: yamlfile.Source, locs: list, values: list, what: str) -> None:

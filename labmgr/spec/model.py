@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
@@ -120,9 +120,28 @@ class Server(Strict):
     dumps: list[DumpSource] = Field(default_factory=list)
 
 
+class HypervisorSite(Strict):
+    """A libvirt host labmgr uses: production's (the first listed) or one labs may be placed on."""
+
+    uri: str = Field(min_length=1, description="libvirt URI, e.g. qemu+ssh://root@kvm1.example/system")
+    storage: PurePosixPath | None = Field(
+        default=None, description="snapshots, overlays and restore media on that host (default: "
+                                  "$LABMGR_STATE_DIR for a local hypervisor, /var/lib/labmgr for a remote one)")
+    labs: bool = Field(default=True, description="labs may be placed here")
+
+    @field_validator("storage")
+    @classmethod
+    def _absolute(cls, value: PurePosixPath | None) -> PurePosixPath | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(f"storage '{value}' is not an absolute path")
+        return value
+
+
 class Environment(Strict):
     name: str = Field(pattern=NAME)
-    hypervisor: str = Field(default="qemu:///system", min_length=1)
+    # the spec's key is ``hypervisor``: one URI, or a list of URIs and {uri, storage, labs} mappings
+    hypervisors: list[HypervisorSite] = Field(default_factory=lambda: [HypervisorSite(uri="qemu:///system")],
+                                              validation_alias="hypervisor", min_length=1)
     accel: Accel = "auto"
     networks: list[Network] = Field(min_length=1)
     servers: list[Server] = Field(min_length=1)
@@ -130,6 +149,27 @@ class Environment(Strict):
     boot_timeout: float = Field(default=300, gt=0, description="seconds to wait for each guest agent")
     dumps: DumpSettings = DumpSettings()
     drills: DrillSettings = DrillSettings()
+
+    @field_validator("hypervisors", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [{"uri": value}]
+        if isinstance(value, list):
+            return [{"uri": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_serializer(mode="wrap")
+    def _dump_as_written(self, handler) -> dict:
+        data = handler(self)            # dumped under the spec's own key, so it validates again
+        if isinstance(data, dict) and "hypervisors" in data:
+            data["hypervisor"] = data.pop("hypervisors")
+        return data
+
+    @property
+    def hypervisor(self) -> str:
+        """Production's hypervisor: the first listed."""
+        return self.hypervisors[0].uri
 
     def server(self, name: str) -> Server:
         for server in self.servers:

@@ -25,6 +25,11 @@ def serialise(root: etree._Element) -> str:
     return etree.tostring(root, pretty_print=True, encoding="unicode")
 
 
+# libvirt's memory units (case-insensitive): decimal for KB/MB/..., binary for k/KiB/M/MiB/...
+_UNITS = {"b": 1, "bytes": 1, "kb": 10**3, "k": 2**10, "kib": 2**10, "mb": 10**6, "m": 2**20, "mib": 2**20,
+          "gb": 10**9, "g": 2**30, "gib": 2**30, "tb": 10**12, "t": 2**40, "tib": 2**40}
+
+
 @dataclass(frozen=True)
 class Disk:
     target: str           # vda, sdb, ...
@@ -170,6 +175,13 @@ class DomainXML:
             out.append(Interface(mac=(mac.get("address") if mac is not None else "").lower(),
                                  kind=nic.get("type", "")))
         return out
+
+    def memory_bytes(self) -> int:
+        """The domain's <memory>, in bytes (libvirt's units; KiB when none is given)."""
+        node = self.root.find("memory")
+        if node is None or not (node.text or "").strip():
+            return 0
+        return int(node.text.strip()) * _UNITS.get((node.get("unit") or "KiB").lower(), 1024)
 
     def os_file(self, tag: str) -> str | None:
         """Path of <os><kernel>, <initrd>, <loader> or <nvram>, if any."""
