@@ -50,6 +50,10 @@ def leftovers(hypervisor: Hypervisor, prefix: str) -> list[str]:
     found = [f"domain {d}" for d in hypervisor.domain_names() if d.startswith(prefix)]
     found += [f"network {n}" for n in hypervisor.network_names() if n.startswith(prefix)]
     found += [f"dir {p}" for p in paths.labs_dir().glob(f"{prefix}*")]
+    from labmgr.access.door import namespace_name
+
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    found += [f"netns {n}" for n in namespaces if n.startswith(namespace_name(prefix))]
     return found
 
 

@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+import yaml
 from lxml import etree
 
 from labmgr import paths
@@ -17,10 +19,11 @@ from labmgr.dumps.store import store_root
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
+from labmgr.probes import load_probes, run_probes
 from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 
-from helpers import REPO, backing_chain, labmgr, leftovers, sha256
+from helpers import REPO, backing_chain, labmgr, leftovers, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
 LABS = ("lmt-a", "lmt-b")
@@ -143,6 +146,31 @@ def test_nothing_outside_the_lab_answers(hypervisor, production, gateway_sentine
             assert not agent.exec(["nc", "-z", "-w", "3", gateway, port], timeout=30).ok
 
 
+def test_the_isolation_probe_passes_in_each_lab_and_fails_in_production(hypervisor, env, production,
+                                                                       gateway_sentinel, labs, tmp_path) -> None:
+    """One isolation probe, from every server: in a lab the production gateway and the sentinel are
+    silent while the peer answers; run through production's own agents it names what answers."""
+    sentinel = f"{gateway_sentinel['ip']}:{gateway_sentinel['port']}"
+    path = tmp_path / "probes.yaml"
+    path.write_text(yaml.safe_dump({"probes": [{"name": "isolated", "kind": "isolation", "targets": [sentinel]}]}))
+    probes = load_probes(path, env)
+    gateway = gateway_sentinel["ip"]
+    for record in labs.values():
+        results = run_probes(record, env, probes)
+        assert [r.server for r in results] == ["db", "app"]
+        for result, peer in zip(results, ("app 10.77.0.12", "db 10.77.0.11")):
+            assert result.passed, (record.name, result.detail, result.output_tail)
+            assert result.detail == (f"isolated: from {result.server}, 4 outside addresses silent ({sentinel}, "
+                                     f"{gateway}, {gateway}:22, {gateway}:443); 1 lab peers answer ({peer})")
+    in_production = run_probes(SimpleNamespace(name="production", point={}), env, probes, agent_for=lambda server:
+                               hypervisor.domain(f"{production.prefix}-{server}").agent(timeout=30))
+    for result in in_production:
+        assert not result.passed
+        assert result.detail.startswith(f"not isolated: from {result.server}, outside address {sentinel} answers "
+                                        f"(connected), production gateway of lan {gateway} answers (ping)"), \
+            result.detail
+
+
 def test_lab_definitions_pass_virt_xml_validate(hypervisor, labs, tmp_path) -> None:
     for record in labs.values():
         documents = [("domain", hypervisor.domain(s.domain).xml()) for s in record.servers.values()]
@@ -162,6 +190,130 @@ def test_lab_list_and_show(labs) -> None:
         assert "up" in line and "2/2 running" in line
     shown = labmgr("lab", "show", "lmt-a")
     assert shown.returncode == 0 and "db01.shop.test" in shown.stdout and "no host address" in shown.stdout
+
+
+# logging in: the door, ssh, forward ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ssh_key(hypervisor, labs, tmp_path_factory):
+    """A key of the test's own, authorised for root in every lab server; each server says which lab it is in."""
+    directory = tmp_path_factory.mktemp("ssh")
+    key = directory / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = (directory / "id_ed25519.pub").read_text()
+    for record in labs.values():
+        for server in record.servers:
+            agent = agent_of(hypervisor, record, server)
+            agent.run(["sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"],
+                      stdin=public.encode())
+            agent.run(["sh", "-c", f"echo {record.name} > /etc/lab-name"])
+    return key
+
+
+def ssh_options(key, known_hosts, strict: str = "accept-new") -> list[str]:
+    return ["-i", str(key), "-o", f"UserKnownHostsFile={known_hosts}", "-o", f"StrictHostKeyChecking={strict}",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-l", "root"]
+
+
+def test_ssh_by_production_ip_and_hostname_lands_in_its_own_lab(labs, ssh_key, tmp_path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    for name in LABS:
+        for target in ("10.77.0.11", "db01.shop.test", "app01"):
+            result = labmgr("ssh", *ssh_options(ssh_key, known_hosts), name, target, "--",
+                            "cat /etc/lab-name; hostname", timeout=120)
+            assert result.returncode == 0, (name, target, result.stderr)
+            expected_host = "app01.shop.test" if target == "app01" else "db01.shop.test"
+            assert result.stdout.split() == [name, expected_host], (name, target, result.stdout)
+    # the host key was recorded under the production hostname (HostKeyAlias), as for production itself
+    for name in ("10.77.0.11", "db01.shop.test", "app01.shop.test"):
+        found = subprocess.run(["ssh-keygen", "-F", name, "-f", str(known_hosts)], capture_output=True, text=True)
+        assert found.returncode == 0, f"{name} is not in known_hosts"
+    exit_code = labmgr("ssh", *ssh_options(ssh_key, known_hosts), "lmt-a", "db", "--", "exit 3", timeout=120)
+    assert exit_code.returncode == 3 and exit_code.stderr == ""
+
+
+def test_the_door_reaches_the_lab_and_nothing_else(labs, gateway_sentinel) -> None:
+    from labmgr.access.door import namespace_name
+
+    for name in LABS:
+        namespace = namespace_name(name)
+        routes = subprocess.run(["ip", "-n", namespace, "-4", "route"], capture_output=True, text=True,
+                                check=True).stdout
+        assert routes.split() == ["10.77.0.0/24", "dev", routes.split()[2], "proto", "kernel", "scope", "link",
+                                  "src", "10.77.0.254"], routes
+        links = subprocess.run(["ip", "-n", namespace, "-o", "link"], capture_output=True, text=True).stdout
+        assert len(links.splitlines()) == 2, links            # lo and the one veth end
+        peer = subprocess.run(["ip", "netns", "exec", namespace, "bash", "-c", "exec 3<>/dev/tcp/10.77.0.11/22"],
+                              capture_output=True, text=True, timeout=30)
+        assert peer.returncode == 0, peer.stderr
+        outside = subprocess.run(["ip", "netns", "exec", namespace, "timeout", "8", "bash", "-c",
+                                  f"exec 3<>/dev/tcp/{gateway_sentinel['ip']}/{gateway_sentinel['port']}"],
+                                 capture_output=True, text=True, timeout=30)
+        assert outside.returncode != 0
+        host = subprocess.run(["ip", "netns", "exec", namespace, "bash", "-c", "exec 3<>/dev/tcp/192.0.2.1/80"],
+                              capture_output=True, text=True, timeout=30)
+        assert "Network is unreachable" in host.stderr         # no default route: nothing leaves
+
+
+def test_forward_brings_a_lab_web_server_to_this_machines_loopback(hypervisor, labs) -> None:
+    import urllib.request
+
+    forwarders = {}
+    try:
+        for name, record in labs.items():
+            page = f"<html><footer>{name} v1.4.2</footer></html>"
+            web = f"while :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\n\\r\\n{page}' | nc -l -N 80; done"
+            agent_of(hypervisor, record, "app").run(["sh", "-c", f"setsid sh -c \"{web}\" </dev/null >/dev/null 2>&1 &"])
+            process = subprocess.Popen([sys.executable, "-m", "labmgr", "forward", name, "app01.shop.test:80"],
+                                       cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            forwarders[name] = process
+            line = process.stdout.readline()
+            assert line.startswith("forwarding 127.0.0.1:"), line + process.stderr.read()
+            port = int(line.split()[1].split(":")[1])
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+                        body = response.read().decode()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the lab web server never answered through the forward"
+                    time.sleep(1)
+            assert body.strip() == page
+    finally:
+        for process in forwarders.values():
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_login_bad_input_is_one_line_each(labs, ssh_key, tmp_path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    unknown = one_line_error(labmgr("ssh", "lmt-a", "mail01", "--", "true"))
+    assert "'mail01' is not a server of environment lmt-prod" in unknown
+    missing = one_line_error(labmgr("ssh", "lmt-nolab", "db", "--", "true"))
+    assert "no lab named 'lmt-nolab'" in missing
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    refused = one_line_error(labmgr("ssh", *ssh_options(stranger, known_hosts), "lmt-a", "db01.shop.test", "--",
+                                    "true", timeout=120))
+    assert "SSH key refused by db01.shop.test (10.77.0.11) in lab lmt-a" in refused
+    # production's host key is not the one known_hosts has for db01.shop.test
+    kind, blob = (tmp_path / "stranger.pub").read_text().split()[:2]
+    known_hosts.write_text(f"db01.shop.test {kind} {blob}\n")
+    changed = one_line_error(labmgr("ssh", *ssh_options(ssh_key, known_hosts, strict="yes"), "lmt-a", "db01.shop.test",
+                                    "--", "true", timeout=120))
+    assert "host key changed: db01.shop.test (10.77.0.11) in lab lmt-a" in changed
+    bad_listen = one_line_error(labmgr("forward", "lmt-a", "app:80", "--listen", "0.0.0.0:8080"))
+    assert "forwards listen on the loopback only" in bad_listen
+    console = one_line_error(labmgr("console", "lmt-a", "mail01"))
+    assert "'mail01' is not a server" in console
+
+
+def test_lab_show_says_how_to_get_in(labs) -> None:
+    shown = labmgr("lab", "show", "lmt-a")
+    assert shown.returncode == 0, shown.stderr
+    assert "door: open (10.77.0.254/24 in lan); labmgr ssh lmt-a SERVER" in shown.stdout
+    assert "db: serial console: labmgr console lmt-a db" in shown.stdout
 
 
 def test_lab_down_leaves_nothing_and_production_untouched(hypervisor, production, before, labs) -> None:
@@ -196,3 +348,17 @@ def test_a_killed_lab_up_is_cleaned_completely(hypervisor, spec_file, snapshot, 
     assert name in result.stdout
     assert leftovers(hypervisor, name) == []
     assert not list(paths.labs_dir().glob(f"{name}*"))
+
+
+def test_gc_removes_a_door_whose_lab_is_gone(hypervisor) -> None:
+    from labmgr.access.door import namespace_name
+
+    namespace = namespace_name("lmt-ghost")
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        result = labmgr("lab", "gc")
+        assert result.returncode == 0, result.stderr
+        assert "removed lmt-ghost (0 domains, 0 networks, its door)" in result.stdout
+        assert leftovers(hypervisor, "lmt-ghost") == []
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True)

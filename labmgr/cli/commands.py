@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 
 from ..spec import load_environment
+from . import access
 from .dumps import dumps
 from .format import human_size
 from .progress import RichReporter
@@ -219,6 +220,11 @@ def lab_show(name: str, as_json: bool) -> None:
                 click.echo(f"    {dump}: dump of {taken}")
         if s.record.error:
             click.echo(f"  error: {s.record.error}")
+        if s.record.state == "up":
+            from ..access.console import access_lines
+
+            for line in access_lines(s.record):
+                click.echo(f"  {line}")
     else:
         for domain, state in s.domains.items():
             click.echo(f"  domain {domain} ({state})")
@@ -259,7 +265,8 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
     unreachable: list[tuple[str, str]] = []
     removed = lab_gc(list(uris), RichReporter(), expired=expired, unreachable=unreachable)
     for r in removed:
-        click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks)")
+        door = ", its door" if r.door else ""
+        click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks{door})")
     if not removed:
         click.echo("nothing to collect")
     # a hypervisor that labs are recorded on must be reached; one only remembered is just noted
@@ -378,6 +385,9 @@ def report(name: str, fmt: str, output: Path | None, spec: Path | None) -> None:
 
 # dumps -----------------------------------------------------------------------
 cli.add_command(dumps)
+cli.add_command(access.console)
+cli.add_command(access.ssh)
+cli.add_command(access.forward)
 
 
 @dumps.command("collect")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .. import paths
 from ..access.door import close_door, doors
 from ..errors import LabmgrError, NotFoundError
 from ..hosts import host_for
@@ -30,18 +31,20 @@ class Removed:
 
 
 def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[str]]]:
-    """Every lab that has objects on ``hypervisor``: lab -> (domains, networks)."""
+    """Every lab of this state directory that has objects on ``hypervisor``: lab -> (domains, networks).
+    Objects another labmgr made (another owner in the tag) are not ours to list or collect."""
     found: dict[str, tuple[list[str], list[str]]] = {}
+    mine = paths.owner_id()
     for domain in hypervisor.domains():
         tag = read_tag(domain.lab_metadata())
-        if tag:
+        if tag and tag.owner in (None, mine):
             found.setdefault(tag.lab, ([], []))[0].append(domain.name)
     for name in hypervisor.network_names():
         try:
             tag = read_tag(hypervisor.network_xml(name))
         except NotFoundError:
             continue  # removed while we looked
-        if tag:
+        if tag and tag.owner in (None, mine):
             found.setdefault(tag.lab, ([], []))[1].append(name)
     return found
 

@@ -28,6 +28,12 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
         if network.gateway is not None and network.gateway not in network.cidr:
             raise source.error(("networks", i, "gateway"),
                                f"gateway {network.gateway} is outside {network.cidr}")
+        if network.access is not None and (network.access not in network.cidr or network.access in (
+                network.cidr.network_address, network.cidr.broadcast_address)):
+            raise source.error(("networks", i, "access"), f"{network.access} is not a host address of {network.cidr}")
+        if network.access is not None and network.access == network.gateway:
+            raise source.error(("networks", i, "access"), f"{network.access} is the gateway of {network.name}: "
+                               "a door there would answer for production's gateway")
 
     seen_ip: dict[tuple[str, object], str] = {}
     seen_mac: dict[tuple[str, str], str] = {}
@@ -44,6 +50,8 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
                 raise source.error((*loc, "ip"), f"{nic.ip} is not a host address of {network.cidr}")
             if nic.ip == network.gateway:
                 raise source.error((*loc, "ip"), f"{nic.ip} is the gateway of {network.name}")
+            if nic.ip == network.access:
+                raise source.error((*loc, "ip"), f"{nic.ip} is the lab door's address (access) of {network.name}")
             for key, value, seen in (("ip", nic.ip, seen_ip), ("mac", nic.mac, seen_mac)):
                 owner = seen.get((nic.network, value))
                 if owner is not None:

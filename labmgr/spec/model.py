@@ -27,6 +27,9 @@ class Network(Strict):
     name: str = Field(pattern=NAME)
     cidr: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address | None = None
+    access: ipaddress.IPv4Address | None = Field(
+        default=None, description="the lab door's address here (default: the highest one no server and no "
+                                  "gateway uses)")
 
     @field_validator("cidr", mode="before")
     @classmethod

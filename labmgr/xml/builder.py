@@ -52,11 +52,14 @@ class LabTag:
     environment: str
     server: str | None = None
     snapshot: str | None = None
+    owner: str | None = None          # the state directory that made it (paths.owner_id); None: made before owners
 
 
 def tag_element(tag: LabTag) -> etree._Element:
+    from .. import paths
+
     return render("metadata", lab=tag.lab, environment=tag.environment,
-                  server=tag.server, snapshot=tag.snapshot)
+                  server=tag.server, snapshot=tag.snapshot, owner=tag.owner or paths.owner_id())
 
 
 def read_tag(root_or_fragment: etree._Element | str | None) -> LabTag | None:
@@ -77,7 +80,7 @@ def read_tag(root_or_fragment: etree._Element | str | None) -> LabTag | None:
         return child.text if child is not None else None
 
     return LabTag(lab=text("name") or "", environment=text("environment") or "",
-                  server=text("server"), snapshot=text("snapshot"))
+                  server=text("server"), snapshot=text("snapshot"), owner=text("owner"))
 
 
 def network_xml(name: str, bridge: str, tag: LabTag | None) -> str:
