@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from labmgr import paths
 from labmgr.errors import LabError
 from labmgr.lab.clone import CloneInputs, derive_lab_domain
 from labmgr.spec.model import Nic, Server
@@ -38,7 +39,7 @@ def clone() -> etree._Element:
 def test_identity_is_new_and_tagged(clone) -> None:
     assert clone.findtext("name") == "shop-1-db"
     assert clone.find("uuid") is None and clone.find("genid") is None
-    assert read_tag(clone) == LabTag("shop-1", "shop", "db", "20261121T080000Z")
+    assert read_tag(clone) == LabTag("shop-1", "shop", "db", "20261121T080000Z", owner=paths.owner_id())
     assert "db01.shop.example" in clone.findtext("title")
 
 
