@@ -27,7 +27,7 @@ def test_keys_are_answered_while_the_core_takes_seconds() -> None:
             await pilot.press("escape", "4", "5", "1")
             assert app.current_mode == "labs"
             # every key was answered while the core was still busy with the labs
-            assert backend.running == {"labs"}
+            assert "labs" in backend.running
             assert time.monotonic() - started < DELAY
             assert "asking the hypervisor" in str(app.screen.query_one("#status").render())
             # the answer arrives later, and is shown
@@ -42,7 +42,7 @@ def test_keys_are_answered_while_the_core_takes_seconds() -> None:
             await pilot.pause()
             grid = app.screen.query_one(TimelineGrid)
             await pilot.press("down", "down", "question_mark")   # the shape is still loading
-            assert isinstance(app.screen, HelpScreen) and backend.running == {"timeline_shape"}
+            assert isinstance(app.screen, HelpScreen) and "timeline_shape" in backend.running
             await pilot.press("escape")
             await app.workers.wait_for_complete()
             await pilot.pause()
@@ -50,7 +50,7 @@ def test_keys_are_answered_while_the_core_takes_seconds() -> None:
             await pilot.pause()
             assert isinstance(app.screen, ProgressScreen) and not app.screen.finished
             await pilot.press("question_mark")
-            assert isinstance(app.screen, HelpScreen) and backend.running == {"restore"}
+            assert isinstance(app.screen, HelpScreen) and "restore" in backend.running
             await pilot.press("escape")
             await app.workers.wait_for_complete()
             await pilot.pause()
