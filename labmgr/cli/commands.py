@@ -412,7 +412,7 @@ def dumps_collect(spec: Path, server: str | None, taken_at: str | None) -> int:
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Build a small production on this machine and clone it into a lab."""
+    """A small real production on this machine, a day of hourly dumps, and the drill on it (docs/demo.md)."""
     if ctx.invoked_subcommand is None:
         from ..demo.run import run_demo
 
@@ -421,8 +421,8 @@ def demo(ctx: click.Context) -> None:
 
 @demo.command("down")
 def demo_down_command() -> None:
-    """Remove everything the demo made."""
-    from ..demo.run import demo_down
+    """Remove everything the demo made but the cached guest image."""
+    from ..demo.down import demo_down
 
     demo_down(RichReporter(), click.echo)
 

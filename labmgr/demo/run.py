@@ -19,7 +19,6 @@ import inspect
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from ..drill import load_plan, run_plan
 from ..errors import LabmgrError
@@ -27,25 +26,23 @@ from ..history import now
 from ..hypervisor import connect
 from ..hypervisor.accel import choose_virt_type
 from ..image import build_image, load_recipe
-from ..lab import records
 from ..lab.evidence import evidence_for
 from ..probes import load_probes
 from ..progress import Reporter
 from ..report import render_report
-from ..spec import Environment, load_environment
+from ..spec import load_environment
 from ..timeparse import format_point
-from . import provision
+from . import narrate, provision
+from .narrate import Say
 from .down import demo_down, leftovers
 from .stages import Stages
-from .sweep import HourVerdict, sweep
+from .sweep import sweep
 from .workdir import PLAN, PROBES, RECIPE, SPEC, copy_examples, source
 from .workload import run_day, simulated_hours, workload_server
 
 HOURS = 24
 BAD_HOURS_AGO = 9        # the hour whose dump misses an invoice: good hours on both sides of it
 ACCELERATION = {"qemu": "TCG, software emulation", "kvm": "KVM"}
-
-Say = Callable[[str], None]
 
 
 def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> None:
@@ -75,7 +72,7 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
             virt_type = choose_virt_type(env.accel, hypervisor)
             production = provision.production_for(env, virt_type)
             provision.build(hypervisor, production, image, folder, reporter)
-        _show_production(env, folder, say)
+        narrate.show_production(env, folder, say)
         stages.details["production"] = f"{len(env.servers)} servers booted and set up"
 
         hours = simulated_hours(datetime.now(timezone.utc), HOURS)
@@ -94,12 +91,12 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
         if summary.exit_code == 2:
             raise LabmgrError(summary.error or "the drill could not run")
         lab = summary.lab
-        _show_drill(summary, warnings, lab, say)
+        narrate.show_drill(summary, warnings, lab, say)
     stages.details["drill"] = ", ".join(f"{k} {v:.1f}" for k, v in summary.stages.items())
 
-    with stages.stage("sweep", f"The sweep: each of the {HOURS} hours restored in lab {lab} and probed "
-                               f"(the newest hour passing says nothing about the others)"):
-        verdicts = sweep(lab, folder / PROBES, hours, reporter, say)
+    with stages.stage("sweep", f"The sweep: each of the {HOURS} hours restored in lab {lab} and probed, "
+                               f"isolation aside (the newest hour passing says nothing about the others)"):
+        verdicts = sweep(lab, env, folder / PROBES, hours, reporter, say)
     bad = [v for v in verdicts if not v.passed]
     stages.details["sweep"] = f"{len(verdicts)} hours, {len(bad)} failed"
 
@@ -107,7 +104,7 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
         reports = _write_reports(lab, plan.report.directory if plan.report else folder / "reports", say)
 
     say("\nWhat the demo showed")
-    for line in _summary(env, production, day, summary, verdicts, reports):
+    for line in narrate.summary_lines(env, production.network_name, day, summary, verdicts, reports):
         say(line)
     say(f"\nStage times ({ACCELERATION.get(virt_type, virt_type)})")
     for line in stages.table():
@@ -115,10 +112,10 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
     stages.save(folder / "timings.json", virt_type=virt_type, bad_hour=format_point(day.bad_hour),
                 lost_invoice=day.lost_invoice)
     say("\nTry next")
-    for line in _next_steps(folder, lab, env, bad[0].hour if bad else day.bad_hour):
+    for line in narrate.next_steps(folder, lab, env, bad[0].hour if bad else day.bad_hour):
         say(line)
     if interactive:
-        _open_tui(folder / SPEC, lab, folder / PROBES, say)
+        _open_tui(folder / SPEC, lab, folder / PROBES)
 
 
 def _remove_previous_run(reporter: Reporter, say: Say) -> None:
@@ -129,43 +126,6 @@ def _remove_previous_run(reporter: Reporter, say: Say) -> None:
         say(f"\nA previous demo run is still here ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); "
             "removing it first.")
         demo_down(reporter, say)
-
-
-def _role(folder: Path, server: str) -> str:
-    """The first comment line of the server's setup.sh says what the server is."""
-    setup = folder / "servers" / server / "setup.sh"
-    if setup.is_file():
-        for line in setup.read_text().splitlines()[1:]:
-            if line.startswith("# "):
-                return line[2:].strip().rstrip(";.")
-    return ""
-
-
-def _show_production(env: Environment, folder: Path, say: Say) -> None:
-    for server in env.servers:
-        nic = server.nics[0]
-        say(f"    {server.name:<9} {server.hostname:<20} {str(nic.ip):<12} {nic.mac}  {_role(folder, server.name)}")
-    say("    The network has no host address and no forwarding: nothing reaches it from outside.")
-
-
-def _show_drill(summary, warnings: list[str], lab: str, say: Say) -> None:
-    say("    " + ", ".join(f"{k} {v:.1f} s" for k, v in summary.stages.items()))
-    passed = sum(r.passed for r in summary.results)
-    say(f"    newest hour ({summary.point}): {passed}/{len(summary.results)} probes passed")
-    for result in summary.results:
-        if not result.passed:
-            say(f"      FAIL {result.name}: {result.detail}")
-    record = records.load(lab)
-    with connect(record.hypervisor) as hypervisor:
-        for name, server in record.servers.items():
-            agent = hypervisor.domain(server.domain).agent(timeout=30)
-            addresses = [ip for nic in agent.interfaces() for ip in nic["ipv4"] if not ip.startswith("127.")]
-            say(f"    lab {server.domain:<20} hostname {agent.hostname():<20} {', '.join(addresses)}  "
-                f"(as in production)")
-    for network in record.networks.values():
-        say(f"    lab network {network.name}: bridge {network.bridge}, no host address, no forwarding")
-    for warning in warnings:
-        say(f"    {warning}")
 
 
 def _write_reports(lab: str, directory: Path, say: Say) -> list[Path]:
@@ -181,46 +141,7 @@ def _write_reports(lab: str, directory: Path, say: Say) -> list[Path]:
     return written
 
 
-def _summary(env: Environment, production, day, drill, verdicts: list[HourVerdict], reports: list[Path]) -> list[str]:
-    bad = [v for v in verdicts if not v.passed]
-    sources = ", ".join(f"{s.name}/{d.name}" for s in env.servers for d in s.dumps)
-    lines = [
-        f"  production  {', '.join(f'{s.name} ({s.hostname})' for s in env.servers)} on {production.network_name}",
-        f"  dumps       {sources}: one of each for each of {len(day.hours)} hours, "
-        f"{format_point(day.hours[0])} to {format_point(day.hours[-1])}",
-        f"  drill       snapshot, lab {drill.lab} (same hostnames, IPs and MACs, on its own bridges), "
-        f"newest hour: {sum(r.passed for r in drill.results)}/{len(drill.results)} probes passed",
-        f"  sweep       {len(verdicts) - len(bad)} of {len(verdicts)} hours pass",
-    ]
-    for verdict in bad:
-        lines.append(f"  BAD HOUR    {format_point(verdict.hour)}: "
-                     + "; ".join(f"{r.name}: {r.detail}" for r in verdict.failed))
-    caught = any(v.hour == day.bad_hour and any(r.kind == "sequence_gaps" for r in v.failed) for v in bad)
-    lines.append(f"              the demo had made the dump of {format_point(day.bad_hour)} miss invoice "
-                 f"{day.lost_invoice}: {'found' if caught else 'NOT found'} by the probes")
-    lines.append(f"  report      {reports[-1]} (and .md)")
-    return lines
-
-
-def _next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list[str]:
-    # the http probe is the user's view: from the workstation, the application by its hostname
-    view = next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
-    console = records.load(lab).servers[view.server].domain
-    return [
-        f"  labmgr lab restore {lab} --at {format_point(hour)}        # the bad hour ('--at latest' to come back)",
-        f"  labmgr probe {lab} --probes {folder / PROBES}",
-        f"  virsh console {console}        # log in as root / labmgr; then: psql, "
-        f"w3m http://{view.target}/",
-        f"  labmgr signoff {lab} --user $USER --note \"invoices checked at the newest hour\"",
-        f"  labmgr report {lab} --format html -o {lab}.html",
-        f"  labmgr dumps list {folder / SPEC}",
-        f"  labmgr run {folder / PLAN}        # the drill again, as a nightly job would",
-        "  labmgr demo down        # removes everything the demo made (keeps the cached image)",
-        "  For your own environment: copy examples/demo/ and read docs/demo.md.",
-    ]
-
-
-def _open_tui(spec: Path, lab: str, probes: Path, say: Say) -> None:
+def _open_tui(spec: Path, lab: str, probes: Path) -> None:
     try:
         from ..tui import run_tui
     except ImportError:

@@ -7,7 +7,6 @@ the spec's path then belong to the demo, not to the installed package.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -41,11 +40,3 @@ def server_files(folder: Path, server: str) -> list[Path]:
     """What the demo puts on a production server: every file of servers/<server>/."""
     directory = folder / SERVERS / server
     return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.is_dir() else []
-
-
-def digest(folder: Path) -> str:
-    """A hash of everything that shapes the demo's production (recipe, spec, servers' files)."""
-    hasher = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "reports" not in p.parts):
-        hasher.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return hasher.hexdigest()
