@@ -12,23 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import LabmgrError
+from .hypervisor.agent import ExecResult
 from .remote.uri import is_remote
 
 
-@dataclass(frozen=True)
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
+# one command's exit code and output, wherever it ran (host, remote host or guest)
+Result = ExecResult
 
 
 def check_tree(path: str | os.PathLike) -> str:

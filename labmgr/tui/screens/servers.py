@@ -91,28 +91,24 @@ class ServersScreen(MainScreen):
         return self.servers[table.cursor_row]
 
     def action_console(self) -> None:
-        server = self.selected()
-        if server:
-            self.console_command(server.server)
-
-    @work(thread=True, exclusive=True, group="console")
-    def console_command(self, server: str) -> None:
-        try:
-            self.post_message(Loaded("console", self.app.backend.console_command(self.lab.name, server)))
-        except Exception as exc:
-            self.post_message(Failed("opening the console", exc))
+        self._hand_over("console")
 
     def action_ssh(self) -> None:
+        self._hand_over("ssh")
+
+    def _hand_over(self, how: str) -> None:
         server = self.selected()
         if server:
-            self.ssh_command(server.server)
+            self.login_command(how, server.server)
 
     @work(thread=True, exclusive=True, group="console")
-    def ssh_command(self, server: str) -> None:
+    def login_command(self, how: str, server: str) -> None:
+        """Ask the core for the command (it reads the lab record) off the UI thread."""
+        ask = self.app.backend.console_command if how == "console" else self.app.backend.ssh_command
         try:
-            self.post_message(Loaded("ssh", self.app.backend.ssh_command(self.lab.name, server)))
+            self.post_message(Loaded(how, ask(self.lab.name, server)))
         except Exception as exc:
-            self.post_message(Failed("logging in with ssh", exc))
+            self.post_message(Failed(f"opening the {how}", exc))
 
     def _console(self, command: list[str]) -> None:
         """Hand the terminal to the console or ssh, as `virsh console` does; leaving it comes back here."""
