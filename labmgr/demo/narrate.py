@@ -81,12 +81,13 @@ def summary_lines(env: Environment, network: str, day: Day, drill, verdicts: lis
 def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list[str]:
     # the http probe is the user's view: from the workstation, the application by its hostname
     view = next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
-    console = records.load(lab).servers[view.server].domain
     return [
         f"  labmgr lab restore {lab} --at {format_point(hour)}        # the bad hour ('--at latest' to come back)",
         f"  labmgr probe {lab} --probes {folder / PROBES}",
-        f"  virsh console {console}        # log in as root / labmgr; then: psql, "
+        f"  labmgr console {lab} {view.server}        # log in as root / labmgr; then: psql, "
         f"w3m http://{view.target}/",
+        f"  labmgr forward {lab} {view.target}:80 --listen 127.0.0.1:8080        # then browse "
+        "http://127.0.0.1:8080/",
         f"  labmgr signoff {lab} --user $USER --note \"invoices checked at the newest hour\"",
         f"  labmgr report {lab} --format html -o {lab}.html",
         f"  labmgr dumps list {folder / SPEC}",
