@@ -114,8 +114,8 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
     say("\nTry next")
     for line in narrate.next_steps(folder, lab, env, bad[0].hour if bad else day.bad_hour):
         say(line)
-    if interactive:
-        _open_tui(folder / SPEC, lab, folder / PROBES)
+    if interactive and _open_tui(folder / SPEC, lab, folder / PROBES, say):
+        say("\nThe lab is still up: the commands above go on from here; 'labmgr demo down' removes it all.")
 
 
 def _remove_previous_run(reporter: Reporter, say: Say) -> None:
@@ -141,11 +141,14 @@ def _write_reports(lab: str, directory: Path, say: Say) -> list[Path]:
     return written
 
 
-def _open_tui(spec: Path, lab: str, probes: Path) -> None:
+def _open_tui(spec: Path, lab: str, probes: Path, say: Say) -> bool:
+    """The TUI on the lab, when this installation has one; False when it has not."""
     try:
         from ..tui import run_tui
     except ImportError:
-        return                          # no TUI in this installation: the summary above is the end
+        return False                    # the summary above is the end
+    say(f"\nOpening the TUI on lab {lab} (q quits)...")
     wanted = {"spec": spec, "lab": lab, "probes": probes}
     accepted = inspect.signature(run_tui).parameters
     run_tui(**{k: v for k, v in wanted.items() if k in accepted})
+    return True
