@@ -42,6 +42,13 @@ class MainScreen(Screen):
     def reload(self) -> None:
         """Ask the core again (in workers)."""
 
+    def have_lab(self) -> bool:
+        """True when a lab is chosen; else say how to choose one."""
+        if self.lab is None:
+            self.say("no lab chosen: choose one on Labs (1)")
+            return False
+        return True
+
     def say(self, text: str) -> None:
         status = self.query_one("#status", Static)
         status.remove_class("error")

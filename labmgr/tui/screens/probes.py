@@ -42,8 +42,7 @@ class ProbesScreen(MainScreen):
         yield table
 
     def reload(self) -> None:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return
         self.load()
 
@@ -97,8 +96,7 @@ class ProbesScreen(MainScreen):
         return self.run.results[table.cursor_row]
 
     def _can_run(self) -> bool:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return False
         if self.app.probes is None:
             self.say("no probe file: start the TUI with --probes FILE (as 'labmgr probe' takes it)")

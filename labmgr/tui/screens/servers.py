@@ -36,8 +36,7 @@ class ServersScreen(MainScreen):
         yield Static(id="access", classes="detail")
 
     def reload(self) -> None:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return
         self.say("asking the guest agents…")
         self.load()

@@ -38,8 +38,7 @@ class SignoffScreen(MainScreen):
         yield table
 
     def reload(self) -> None:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return
         self.query_one("#signoffs", DataTable).focus()
         self.load()
@@ -95,14 +94,12 @@ class SignoffScreen(MainScreen):
     @on(Button.Pressed, "#sign")
     @on(Input.Submitted, "#note")
     def action_sign(self) -> None:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return
         self.sign(self.query_one("#user", Input).value, self.query_one("#note", Input).value)
 
     def action_export(self) -> None:
-        if self.lab is None:
-            self.say("no lab chosen: choose one on Labs (1)")
+        if not self.have_lab():
             return
 
         def export(answer) -> None:
