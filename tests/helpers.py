@@ -43,6 +43,22 @@ def psql(agent, sql: str, database: str = "shop") -> str:
     return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", database, "-c", sql]).strip()
 
 
+def invoicing_spec(hypervisor, environment, directory: Path):
+    """Production's db (its first server) gets a 'shop' database with an invoices table; the spec,
+    written to ``directory``, collects it through the agent into a store there. (agent, spec path)."""
+    import yaml
+
+    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+    spec = environment.spec()
+    spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
+    spec["dumps"] = {"store": str(directory / "store")}
+    spec_path = directory / f"{environment.prefix}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return agent, spec_path
+
+
 def leftovers(hypervisor: Hypervisor, prefix: str) -> list[str]:
     """Every libvirt object and lab directory whose name starts with ``prefix``."""
     from labmgr import paths

@@ -38,7 +38,7 @@ from labmgr.spec import load_environment
 from labmgr.spec.model import Environment
 from labmgr.timeparse import format_point
 
-from helpers import labmgr, psql
+from helpers import invoicing_spec, labmgr, psql
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-pl"
@@ -96,14 +96,7 @@ def probed(hypervisor, db_image, tmp_path_factory):
         for path, content in WEB_SERVICE.items():
             web.run(["sh", "-c", f"cat > {path} && chmod 755 {path}"], stdin=content.encode())
         web.run(["systemctl", "enable", "--now", "shop-web.service"], timeout=60)
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
-        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-        spec_path = tmp_path_factory.mktemp("spec") / "lmt-pp.yaml"
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        agent, spec_path = invoicing_spec(hypervisor, environment, tmp_path_factory.mktemp("production"))
         env = load_environment(spec_path)
         for hour in (1, 2, 3):
             stamp = T0 + timedelta(hours=hour)

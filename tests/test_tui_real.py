@@ -28,7 +28,7 @@ from labmgr.lab.up import lab_up
 from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 
-from helpers import REPO, psql
+from helpers import REPO, invoicing_spec, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lmt-tui"
@@ -50,14 +50,7 @@ def real_lab(hypervisor, db_image, tmp_path_factory):
         prod.ProdServer("db", "db01.shop.test", "10.84.0.11", "52:54:00:84:00:11", memory=1024)])
     prod.create(hypervisor, environment, db_image)
     try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
-        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("lmt-tui-store"))}
-        spec_path = tmp_path_factory.mktemp("lmt-tui-spec") / "lmt-tui.yaml"
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        agent, spec_path = invoicing_spec(hypervisor, environment, tmp_path_factory.mktemp("production"))
         env = load_environment(spec_path)
         for hour in (1, 2):
             stamp = T0 + timedelta(hours=hour)
