@@ -23,11 +23,12 @@ demo-down: venv libvirt
 test: venv libvirt
 	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) -m pytest -v -ra
 
+# Every bench/*.py (not _common.py), each printing its figures next to those
+# recorded in docs/benchmarks.md. `make test` runs them all with --quick.
+BENCH_ARGS ?=
 bench: venv libvirt
-	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/clone.py
-	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/catalog.py
-	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/restore.py
-	LABMGR_STATE_DIR=$(TEST_STATE) $(PY) bench/tui.py
+	@set -e; for b in bench/[a-z]*.py; do \
+		echo "== $$b"; LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) $$b $(BENCH_ARGS); done
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do \
