@@ -16,20 +16,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import LabmgrError
-from .hypervisor.agent import ExecResult
+from .hostbase import Result, check_tree
 from .remote.uri import is_remote
 
-
-# one command's exit code and output, wherever it ran (host, remote host or guest)
-Result = ExecResult
-
-
-def check_tree(path: str | os.PathLike) -> str:
-    """Refuse to remove a path that is not clearly one of labmgr's (never ``/`` or ``/var``)."""
-    text = os.path.normpath(str(path))
-    if not text.startswith("/") or text.count("/") < 3:
-        raise LabmgrError(f"refusing to remove {text}: not a labmgr directory")
-    return text
+__all__ = ["LocalHost", "Result", "check_tree", "host_for"]
 
 
 class LocalHost:

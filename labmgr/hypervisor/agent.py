@@ -9,30 +9,19 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import libvirt
 import libvirt_qemu
 
 from ..errors import AgentError
+from ..execresult import ExecResult
 
 if TYPE_CHECKING:
     from .domain import Domain
 
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
 
 
 class GuestAgent:

@@ -18,7 +18,7 @@ import paramiko
 from fabric import Connection
 
 from ..errors import HypervisorError, LabmgrError
-from ..hosts import Result, check_tree
+from ..hostbase import Result, check_tree
 from .trust import explain, known_hosts_files, trust
 from .uri import SshTarget, parse_target
 
