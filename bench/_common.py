@@ -92,6 +92,7 @@ class Bench:
         if args.quick and args.record:
             parser.error("--quick figures are not comparable: they are never recorded")
         self.name, self.quick, self.record = name, args.quick, args.record
+        self.measured_at = commit() if self.record else ""    # the code as it was when measuring began
         self.figures: list[Figure] = []
         self.notes: list[str] = []
 
@@ -120,7 +121,7 @@ class Bench:
         for text in self.notes:
             print(text)
         if self.record:
-            write_block(self.name, self.figures)
+            write_block(self.name, self.figures, self.measured_at)
             print(f"recorded in {DOC.relative_to(REPO)}")
         sys.stdout.flush()
 
@@ -132,10 +133,10 @@ def render_block(name: str, figures: list[Figure], measured_on: str, at_commit: 
             f"(`bench/{name}.py --record`).\n\n{TABLE_HEADER}\n{rows}\n{end}")
 
 
-def write_block(name: str, figures: list[Figure]) -> None:
+def write_block(name: str, figures: list[Figure], at_commit: str) -> None:
     """Replace the bench's block in docs/benchmarks.md, or add it at the end under its own heading."""
     text = DOC.read_text()
-    block = render_block(name, figures, datetime.now(timezone.utc).strftime("%Y-%m-%d"), commit())
+    block = render_block(name, figures, datetime.now(timezone.utc).strftime("%Y-%m-%d"), at_commit)
     start, end = block_markers(name)
     if start in text and end in text:
         head, rest = text.split(start, 1)
