@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import LabmgrError
-from .hostbase import Result, check_tree
+from .hostbase import Host, Result, check_tree
 from .remote.uri import is_remote
 
-__all__ = ["LocalHost", "Result", "check_tree", "host_for"]
+__all__ = ["Host", "LocalHost", "Result", "check_tree", "host_for"]
 
 
 class LocalHost:
@@ -100,7 +100,7 @@ class LocalHost:
         self.close()
 
 
-def host_for(uri: str):
+def host_for(uri: str) -> Host:
     """The host where the libvirt of ``uri`` runs (a RemoteHost is logged in already)."""
     if not is_remote(uri):
         return LocalHost()

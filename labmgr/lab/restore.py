@@ -30,6 +30,7 @@ from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
 from ..errors import LabError
 from ..history import history_for
+from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter, stage
@@ -103,7 +104,7 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
     return result
 
 
-def _restore(hypervisor: Hypervisor, host, env: Environment, store: DumpStore, record: LabRecord,
+def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpStore, record: LabRecord,
              plan: PointPlan, staging: Path, reporter: Reporter) -> RestoreResult:
     result = RestoreResult(record.name, plan)
     started = time.monotonic()

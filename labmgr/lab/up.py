@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from ..errors import LabError, LabmgrError
+from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..hypervisor.accel import choose_virt_type, requested_accel
@@ -70,7 +71,7 @@ def _check_snapshot(env: Environment, snapshot: Snapshot) -> None:
     _refuse_missing(snapshot, [str(p) for p in snapshot.missing_files()], "")
 
 
-def _check_images(snapshot: Snapshot, host, uri: str) -> None:
+def _check_images(snapshot: Snapshot, host: Host, uri: str) -> None:
     _refuse_missing(snapshot, snapshot.missing_on(host, uri), f" on {host.name}" if host.remote else "")
 
 
@@ -94,7 +95,7 @@ def _check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None
                        hint=f"choose another --name, or 'labmgr lab down {name}'")
 
 
-def _build(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
+def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snapshot, record: LabRecord,
            reporter: Reporter) -> None:
     started = time.monotonic()
     with reporter.step("networks", total=len(env.networks)) as step:
@@ -135,7 +136,7 @@ def _build(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, r
         history.record_lab(record.name, env.name, snapshot.id, record.created_at, record.timings)
 
 
-def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
+def _clone_server(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snapshot, record: LabRecord,
                   server: Server) -> None:
     """Overlays (and an own NVRAM) in the lab's directory on the hypervisor's host, then the domain."""
     copy = snapshot.servers[server.name]
@@ -167,7 +168,7 @@ def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snap
     record.save()
 
 
-def make_overlay(host, backing: PurePosixPath, overlay: PurePosixPath) -> None:
+def make_overlay(host: Host, backing: PurePosixPath, overlay: PurePosixPath) -> None:
     """A qcow2 overlay over ``backing`` on the hypervisor's host, recording the backing format (never probed)."""
     result = host.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
                        "-b", str(backing), str(overlay)], check=False)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from ..errors import LabmgrError, SnapshotError
+from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Domain, Hypervisor, connect
 from ..lab.clone import check_nics
@@ -37,7 +38,7 @@ def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
         return _capture(env, hypervisor, host, storage_root(site), reporter)
 
 
-def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath, reporter: Reporter) -> Snapshot:
+def _capture(env: Environment, hypervisor: Hypervisor, host: Host, root: PurePosixPath, reporter: Reporter) -> Snapshot:
     """Definitions and manifest go to the local snapshot directory; the images are written on the
     hypervisor's host (by QEMU, or qemu-img there), into its storage."""
     started = time.monotonic()
@@ -83,7 +84,7 @@ def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath
         raise
 
 
-def _remove_quietly(host, directory: PurePosixPath) -> None:
+def _remove_quietly(host: Host, directory: PurePosixPath) -> None:
     try:
         host.remove_tree(directory)
     except LabmgrError:
@@ -100,7 +101,7 @@ def _new_id(environment: str, taken_at: datetime) -> str:
     return candidate
 
 
-def _prepare_server(partial: Path, host, host_partial: PurePosixPath, name: str, domain: Domain,
+def _prepare_server(partial: Path, host: Host, host_partial: PurePosixPath, name: str, domain: Domain,
                     xml: DomainXML) -> ServerCopy:
     folder = partial / name
     folder.mkdir(exist_ok=True)
@@ -158,7 +159,7 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
         raise
 
 
-def _copy_stopped(host, partial: PurePosixPath, name: str, xml: DomainXML, copy: ServerCopy,
+def _copy_stopped(host: Host, partial: PurePosixPath, name: str, xml: DomainXML, copy: ServerCopy,
                   reporter: Reporter) -> None:
     sources = {disk.target: disk for disk in xml.disks()}
     for disk_copy in copy.disks:
@@ -176,7 +177,7 @@ def _copy_stopped(host, partial: PurePosixPath, name: str, xml: DomainXML, copy:
             raise SnapshotError(f"server {name}: copying {disk.source} failed: {result.stderr.strip()}")
 
 
-def _seal(partial: Path, host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:
+def _seal(partial: Path, host: Host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:
     """Make the copies read-only and readable by QEMU, record sizes, write the manifest."""
     for server in snapshot.servers.values():
         for disk in server.disks:

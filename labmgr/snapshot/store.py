@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from .. import paths
 from ..errors import LabmgrError, NotFoundError, SnapshotError
+from ..hostbase import Host
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Snapshot:
         """Local files (definitions) that are gone; ``missing_on`` checks the hypervisor's."""
         return [p for p in (self.file(s.xml) for s in self.servers.values()) if not p.is_file()]
 
-    def missing_on(self, host, uri: str) -> list[str]:
+    def missing_on(self, host: Host, uri: str) -> list[str]:
         return [str(self.host_file(r, uri)) for r in self.host_files() if not host.exists(self.host_file(r, uri))]
 
     def to_json(self) -> str:
