@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .. import yamlfile
 from ..dumps.store import DumpStore
 from ..errors import LabmgrError, SpecError
+from ..lab.lease import lease_hours
 from ..timeparse import parse_point
 
 RANDOM = re.compile(r"^random (\d+) from the last (\d+) hours$")
@@ -28,7 +29,10 @@ class Keep(Strict):
     @field_validator("lease")
     @classmethod
     def _lease(cls, value: str) -> str:
-        lease_seconds(value)
+        try:
+            lease_hours(value)
+        except LabmgrError:
+            raise ValueError(f"'{value}' is not a lease like 8h or 2d") from None
         return value
 
 
@@ -67,13 +71,6 @@ class Plan(Strict):
                 except LabmgrError as exc:
                     raise ValueError(f"{exc.message}, or 'random N from the last H hours'") from None
         return value
-
-
-def lease_seconds(text: str) -> float:
-    match = re.fullmatch(r"(\d+)\s*([hd])", text.strip())
-    if not match:
-        raise ValueError(f"'{text}' is not a lease like 8h or 2d")
-    return int(match[1]) * (3600 if match[2] == "h" else 86400)
 
 
 def load_plan(path: Path) -> Plan:

@@ -17,6 +17,7 @@ from ..errors import LabmgrError
 from ..history import history_for, now
 from ..lab import records
 from ..lab.evidence import evidence_for
+from ..lab.lease import lease_hours
 from ..lab.probing import probe_lab
 from ..lab.restore import lab_restore
 from ..lab.teardown import lab_down
@@ -27,7 +28,7 @@ from ..progress import SILENT, Reporter
 from ..report import render_report
 from ..snapshot import capture, find_snapshot
 from ..spec import load_environment
-from .plan import Plan, lease_seconds, resolve_points
+from .plan import Plan, resolve_points
 
 
 def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[str]]:
@@ -103,7 +104,7 @@ def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:
             warnings.append(f"report not written: {exc}")
     if plan.keep and summary.exit_code != 2:
         record = records.load(lab)
-        until = datetime.now(timezone.utc) + timedelta(seconds=lease_seconds(plan.keep.lease))
+        until = datetime.now(timezone.utc) + timedelta(hours=lease_hours(plan.keep.lease))
         record.lease_until = until.strftime("%Y-%m-%dT%H:%M:%SZ")
         record.save()
         warnings.append(f"lab {lab} kept for people until {record.lease_until} ('labmgr lab gc --expired')")
