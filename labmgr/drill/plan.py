@@ -8,19 +8,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from .. import yamlfile
 from ..dumps.store import DumpStore
 from ..errors import LabmgrError, SpecError
 from ..lab.lease import lease_hours
+from ..strict import Strict
 from ..timeparse import parse_point
 
 RANDOM = re.compile(r"^random (\d+) from the last (\d+) hours$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Keep(Strict):

@@ -12,15 +12,13 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
+
+from ..strict import Strict
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 Accel = Literal["auto", "kvm", "tcg"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Network(Strict):
