@@ -11,7 +11,6 @@ restored lab is recorded as being at the new point.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 import time
@@ -28,6 +27,7 @@ from ..dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from ..dumps.media import MediaFile, build_iso
 from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
+from ..dumps.streams import HashingWriter, copy, sha256_file
 from ..errors import LabError
 from ..history import history_for
 from ..hostbase import Host
@@ -203,25 +203,20 @@ def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[Du
 
 def _check_stored(store: DumpStore, record: DumpRecord) -> None:
     """A dump whose stored bytes no longer match the catalog is refused (and marked bad)."""
-    digest = hashlib.sha256()
     try:
-        with open(record.path, "rb") as f:
-            for block in iter(lambda: f.read(2**20), b""):
-                digest.update(block)
+        digest, _ = sha256_file(record.path)
     except FileNotFoundError:
         store.catalog.mark(record.id, "bad", "file missing")
         raise DumpError(f"{record.label}: the dump file {record.path} is missing; marked bad") from None
-    if digest.hexdigest() != record.sha256:
+    if digest != record.sha256:
         store.catalog.mark(record.id, "bad", "sha256 mismatch")
         raise DumpError(f"{record.label}: sha256 mismatch (the file was changed or truncated); marked bad",
                         hint="restore another point, or 'labmgr dumps verify' to check the whole store")
 
 
 def _copy_hashing(source, target: Path) -> str:
-    digest = hashlib.sha256()
     with open(target, "wb") as out:
-        for block in iter(lambda: source.read(2**20), b""):
-            digest.update(block)
-            out.write(block)
+        writer = HashingWriter(out)
+        copy(source, writer)
     target.chmod(0o644)
-    return digest.hexdigest()
+    return writer.digest.hexdigest()
