@@ -22,6 +22,8 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
+
 from ...errors import AgentError, LabmgrError
 from ...hypervisor import GuestAgent, connect
 from . import CHUNK, DumpError, StderrTail, one_line, what
@@ -155,24 +157,26 @@ class _Dump:
                 pass
 
     def _read(self, handle: int, offset: int) -> tuple[bytes, bool]:
-        """One guest-file-read at ``offset``; on failure seek back there and try again."""
-        problem = ""
-        for attempt in range(READ_RETRIES):
-            try:
-                if attempt:
-                    time.sleep(attempt)
-                    self.agent.command("guest-file-seek", timeout=CALL_TIMEOUT, handle=handle,
-                                       offset=offset, whence="set")
-                reply = self.agent.command("guest-file-read", timeout=CALL_TIMEOUT, handle=handle, count=READ)
-                data = base64.b64decode(reply.get("buf-b64", ""), validate=True)
-                if len(data) != reply.get("count", -1):
-                    raise ValueError(f"{len(data)} bytes for a count of {reply.get('count')}")
-                return data, bool(reply.get("eof"))
-            except AgentError as exc:
-                problem = exc.message
-            except (binascii.Error, ValueError, AttributeError) as exc:
-                problem = f"bad reply: {exc}"
-        raise self.error(f"reading the dump at byte {offset} failed {READ_RETRIES} times: {one_line(problem)}")
+        """One guest-file-read at ``offset``; on failure seek back there and try again (1 s, then 2 s later)."""
+        attempts = Retrying(retry=retry_if_exception_type((AgentError, binascii.Error, ValueError, AttributeError)),
+                            stop=stop_after_attempt(READ_RETRIES), wait=wait_incrementing(start=1, increment=1))
+
+        def read() -> tuple[bytes, bool]:
+            if attempts.statistics["attempt_number"] > 1:
+                self.agent.command("guest-file-seek", timeout=CALL_TIMEOUT, handle=handle, offset=offset, whence="set")
+            reply = self.agent.command("guest-file-read", timeout=CALL_TIMEOUT, handle=handle, count=READ)
+            data = base64.b64decode(reply.get("buf-b64", ""), validate=True)
+            if len(data) != reply.get("count", -1):
+                raise ValueError(f"{len(data)} bytes for a count of {reply.get('count')}")
+            return data, bool(reply.get("eof"))
+
+        try:
+            return attempts(read)
+        except RetryError as failed:
+            exc = failed.last_attempt.exception()
+            problem = exc.message if isinstance(exc, AgentError) else f"bad reply: {exc}"
+            raise self.error(f"reading the dump at byte {offset} failed {READ_RETRIES} times: "
+                             f"{one_line(problem)}") from None
 
     def cleanup(self) -> None:
         if self.directory and self.directory.startswith(TEMP_PREFIX):
