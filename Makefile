@@ -38,10 +38,13 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# setuptools always adds an "Editable installation" notice (information, not a
+# problem) for a package whose folders are mapped (network_templates/,
+# examples/demo/); it is filtered out so the install prints nothing.
 $(VENV)/.installed: pyproject.toml | deps
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
