@@ -246,6 +246,7 @@ def debugfs(image: BuiltImage, raw: Path, request: str) -> str:
     return result.stdout
 
 
+@pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_build_base_image(base_build: tuple[BuiltImage, RecordingReporter, float]) -> None:
     image, reporter, _ = base_build
     recipe = load_recipe(BASE_RECIPE)
@@ -272,6 +273,7 @@ def test_build_base_image(base_build: tuple[BuiltImage, RecordingReporter, float
     assert not list(images_dir().glob(f".tmp-lmt-base-{digest[:12]}-*"))
 
 
+@pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_second_build_is_cached_and_fast(base_build: tuple[BuiltImage, RecordingReporter, float]) -> None:
     image, _, _ = base_build
     started = time.monotonic()
@@ -281,6 +283,7 @@ def test_second_build_is_cached_and_fast(base_build: tuple[BuiltImage, Recording
     assert (again.disk, again.kernel, again.initrd) == (image.disk, image.kernel, image.initrd)
 
 
+@pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_image_is_readable_by_libvirt_qemu(base_build: tuple[BuiltImage, RecordingReporter, float]) -> None:
     image, _, _ = base_build
     for entry in image.directory.iterdir():
@@ -289,6 +292,7 @@ def test_image_is_readable_by_libvirt_qemu(base_build: tuple[BuiltImage, Recordi
         assert directory.stat().st_mode & stat.S_IXOTH, f"{directory} is not traversable"
 
 
+@pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_image_contents(base_build: tuple[BuiltImage, RecordingReporter, float], tmp_path: Path) -> None:
     """Read the filesystem inside the qcow2 with debugfs (no mount, no boot)."""
     image, _, _ = base_build
@@ -317,6 +321,7 @@ def test_image_contents(base_build: tuple[BuiltImage, RecordingReporter, float],
         "security.capability" in debugfs(image, raw, "ea_list /usr/bin/ping")
 
 
+@pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_unknown_package_points_at_the_recipe_line(tmp_path: Path) -> None:
     path = write(tmp_path, "name: lmt-broken\npackages:\n  - iputils-ping\n  - no-such-package-labmgr\n")
     recipe = load_recipe(path)
