@@ -30,6 +30,9 @@ def collect(env: Environment, server_name: str | None = None, taken_at: datetime
             reporter: Reporter = SILENT) -> CollectResult:
     """Collect every source (of one server, if named). ``taken_at`` stamps the dumps
     (default: when each one starts); the demo uses it to simulate past hours."""
+    from ..recovery import recover
+
+    recover(reporter)       # a killed collection's temp directory in production and partial dump go first
     servers = [env.server(server_name)] if server_name else env.servers
     recipients = env.dumps.encryption.recipients if env.dumps.encryption else None
     result = CollectResult()

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from ._files import atomic_write
+from ..atomic import atomic_write
 from .model import RunSummary
 from ..timeparse import utc
 
