@@ -12,8 +12,9 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644) -> Path:
-    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``; ``durable=False`` skips the
+    fsyncs, for files that must outlive their process but not a power cut (the journal).
 
     The temporary name starts with a dot and ends in ``.tmp`` so collectors that
     glob ``*.prom`` or ``*.xml`` skip it.
@@ -27,7 +28,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
             os.fchmod(handle.fileno(), mode)     # before any byte is written: a secret is never readable
             handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temp, target)
     except BaseException:
         try:
@@ -35,7 +37,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
     return target
 
 

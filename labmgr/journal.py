@@ -42,8 +42,9 @@ class Intent:
         self._write()
 
     def _write(self) -> None:
+        # it has to outlive a killed process, not a power cut (which also ends what it describes)
         atomic_write(self.path, json.dumps({"kind": self.kind, "pid": os.getpid(), **self.data}, indent=2),
-                     mode=0o600)
+                     mode=0o600, durable=False)
 
     def forget(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Iterator
 
 DONE = b"thawed\n"
+NO_WATCHDOG = "LABMGR_FAULT_NO_WATCHDOG"
 
 
 @contextmanager
 def watchdog(journal) -> Iterator[None]:
+    if os.environ.get(NO_WATCHDOG):        # the fault suite proves the next command's recovery alone
+        yield
+        return
     child = subprocess.Popen([sys.executable, "-m", "labmgr.snapshot.watchdog", str(journal.path)],
                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
