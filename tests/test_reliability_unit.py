@@ -205,3 +205,26 @@ def test_staged_plaintext_and_media_are_not_readable_by_others(state, tmp_path) 
     iso = build_iso(staging / "db.iso", "LABMGR_T", [MediaFile("inv.dump", plain, "x", "postgres", "db/inv", "t")])
     mode = {p: stat.S_IMODE(p.stat().st_mode) for p in (staging, staging / "plain", plain, iso)}
     assert mode == {staging: 0o711, staging / "plain": 0o700, plain: 0o600, iso: 0o600}
+
+
+def test_directories_qemu_can_already_enter_are_not_opened_to_everyone(tmp_path, monkeypatch) -> None:
+    import grp
+
+    from labmgr import paths
+
+    kvm = grp.getgrnam("kvm").gr_gid
+    outer = tmp_path / "outer"                     # not labmgr's: QEMU enters it through its group
+    outer.mkdir(mode=0o750)
+    os.chown(outer, -1, kvm)
+    outer.chmod(0o750)
+    state = outer / "state"
+    monkeypatch.setenv("LABMGR_STATE_DIR", str(state))
+    state.mkdir(mode=0o700)
+    state.chmod(0o700)
+    images = state / "images"
+    images.mkdir(mode=0o700)
+    images.chmod(0o700)
+    paths.make_traversable(images)
+    assert stat.S_IMODE(outer.stat().st_mode) == 0o750                 # left as it was
+    for own in (state, images):                                       # labmgr's: its group, not everyone
+        assert own.stat().st_gid == kvm and stat.S_IMODE(own.stat().st_mode) == 0o710
