@@ -258,6 +258,8 @@ def test_cancel_stops_the_restore_at_its_next_stage(backend) -> None:
             gate.set()
             await settle(pilot)
             assert str(app.screen.query_one("#outcome").render()) == "cancelled by the user"
+            # the revert the core does on any failure is not itself cancelled: every server is back
+            assert backend.world.reverted == ["db", "app"]
             await pilot.press("escape")
             await settle(pilot)
             assert app.lab.point == "2026-11-21T07:00Z"

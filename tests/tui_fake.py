@@ -24,6 +24,7 @@ from labmgr.history import Signoff
 from labmgr.lab.servers import ServerInfo
 from labmgr.notify.model import ProbeResult
 from labmgr.probes.report import exit_code
+from labmgr.progress import shielded
 from labmgr.timeparse import format_point
 from labmgr.tui.backend import Grid, LabRow, ProbeRun, TimelineShape, hour_of
 
@@ -80,6 +81,7 @@ class World:
     snapshots: list[str] = field(default_factory=lambda: ["20261121T060000Z", "20261120T060000Z"])
     failing_points: set[str] = field(default_factory=set)        # probes fail at these points
     restore_error: Exception | None = None                       # raised by restore, after the revert stage
+    reverted: list[str] = field(default_factory=list)             # servers put back at the previous point
 
 
 class FakeBackend:
@@ -207,22 +209,30 @@ class FakeBackend:
             step.advance(2)
         with reporter.step("snapshot the current point", total=2) as step:
             step.advance(2)
-        with reporter.step(f"restore {format_point(at)}", total=2) as step:
-            for server in ("db", "app"):
-                reporter.stage(server, "revert", "start")
-                reporter.stage(server, "revert", "done")
-            reporter.stage("db", "media", "start")
-            reporter.stage("app", "media", "start")
-            reporter.stage("app", "media", "done")
-            self._wait("restore")
-            if self.world.restore_error is not None:
-                reporter.stage("db", "media", "failed")
-                raise self.world.restore_error
-            reporter.stage("db", "media", "done")
-            for server in ("db", "app"):
-                reporter.stage(server, "restore", "start")
-                reporter.stage(server, "restore", "done")
-                step.advance()
+        try:
+            with reporter.step(f"restore {format_point(at)}", total=2) as step:
+                for server in ("db", "app"):
+                    reporter.stage(server, "revert", "start")
+                    reporter.stage(server, "revert", "done")
+                reporter.stage("db", "media", "start")
+                reporter.stage("app", "media", "start")
+                reporter.stage("app", "media", "done")
+                self._wait("restore")
+                if self.world.restore_error is not None:
+                    reporter.stage("db", "media", "failed")
+                    raise self.world.restore_error
+                reporter.stage("db", "media", "done")
+                for server in ("db", "app"):
+                    reporter.stage(server, "restore", "start")
+                    reporter.stage(server, "restore", "done")
+                    step.advance()
+        except BaseException:
+            # as the core (labmgr/lab/restore.py): every VM back to the previous point, not cancellable
+            with shielded(reporter).step("revert to the previous point", total=2) as step:
+                for server in ("db", "app"):
+                    self.world.reverted.append(server)
+                    step.advance()
+            raise
         self.world.labs[lab] = replace(row, point=format_point(at))
         return format_point(at)
 

@@ -15,6 +15,7 @@ from . import access
 from .dumps import dumps
 from .format import human_size
 from .progress import RichReporter
+from .recovering import recover_first
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -24,6 +25,7 @@ SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Isolated replica labs of libvirt production environments. Without a command: the TUI."""
+    recover_first()
     if ctx.invoked_subcommand is None:
         if not sys.stdout.isatty():       # a pipe or a script gets the help, not a screen
             click.echo(ctx.get_help())

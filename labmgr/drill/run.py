@@ -8,9 +8,12 @@ point; 1 a probe failed or a dump was bad (a backup problem: page someone);
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
+from .. import locks, paths
 from ..dumps.errors import DumpError
 from ..dumps.store import store_for
 from ..errors import LabmgrError
@@ -42,17 +45,24 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
     started = datetime.now(timezone.utc)
     summary = RunSummary(environment=env.name, lab=plan.lab_name or "", point="", started_at=started,
                          finished_at=started, stages={}, results=[], exit_code=0)
-    lab = None
+    # held while the drill runs: a drill killed with its lab up leaves a lab with no lease whose
+    # drill lock is free, which 'lab gc' collects
+    drill_lock = paths.subdir("drills") / f"{os.getpid()}-{secrets.token_hex(4)}.lock"
+    made: list[str] = []
     try:
-        lab = _drill(plan, env, summary, reporter)
-    except DumpError as exc:            # a bad backup is what the drill is there to find
-        summary.exit_code, summary.error = 1, str(exc)
-    except LabmgrError as exc:
-        summary.exit_code, summary.error = 2, str(exc)
+        with locks.hold(drill_lock, "drill"):
+            try:
+                _drill(plan, env, summary, reporter, str(drill_lock), made)
+            except DumpError as exc:            # a bad backup is what the drill is there to find
+                summary.exit_code, summary.error = 1, str(exc)
+            except LabmgrError as exc:
+                summary.exit_code, summary.error = 2, str(exc)
+            finally:
+                summary.finished_at = datetime.now(timezone.utc)
+                if made:             # the lab is up: whatever failed, the drill finishes
+                    warnings.extend(_finish(plan, env, made[0], summary))
     finally:
-        summary.finished_at = datetime.now(timezone.utc)
-        if lab:
-            warnings.extend(_finish(plan, env, lab, summary))
+        drill_lock.unlink(missing_ok=True)
     with history_for(env) as history:
         history.record_drill(summary)
     warnings.extend(announce(summary, heartbeat_url=plan.notify.heartbeat_url, webhook_url=plan.notify.webhook_url,
@@ -60,14 +70,16 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
     return summary, warnings
 
 
-def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
+def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter, drill_lock: str, made: list[str]) -> None:
     if plan.snapshot == "capture":
         begun = time.monotonic()
         snapshot = capture(env, reporter)
         summary.stages["capture"] = round(time.monotonic() - begun, 2)
     else:
         snapshot = find_snapshot(env.name, None if plan.snapshot == "latest" else plan.snapshot)
-    record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter)
+    record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter,
+                    drill_lock=drill_lock)
+    made.append(record.name)
     summary.lab = record.name
     summary.stages["clone"] = round(record.timings.get("network", 0) + record.timings.get("clone", 0), 2)
     summary.stages["boot"] = round(record.timings.get("boot", 0) + record.timings.get("clean_snapshot", 0), 2)
@@ -89,7 +101,6 @@ def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
                 result.name = f"{summary.point} {result.name}"
             summary.results.append(result)
         summary.exit_code = max(summary.exit_code, probed.exit_code)
-    return record.name
 
 
 def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:

@@ -132,6 +132,16 @@ class Domain:
         with translated(self._what("starting a backup of")):
             self.dom.backupBegin(backup_xml, None, 0)
 
+    def backup_targets(self) -> list[str]:
+        """The files the domain's running backup job writes to ([] when it runs none)."""
+        try:
+            xml = self.dom.backupGetXMLDesc(0)
+        except libvirt.libvirtError:
+            return []
+        from ..xml.builder import backup_targets
+
+        return backup_targets(xml)
+
     def abort_job(self) -> None:
         """Cancel a running job (a backup); quiet if there is none."""
         try:

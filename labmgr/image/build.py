@@ -44,6 +44,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
+from ..atomic import atomic_write
 from ..errors import ImageBuildError, LabmgrError
 from ..paths import images_dir, make_traversable
 from ..progress import SILENT, Reporter, Step
@@ -633,7 +634,9 @@ class _Build:
 
     def _finish(self) -> None:
         out = self.out
-        (out / RECIPE_JSON).write_text(json.dumps(self.recipe.normalized(), indent=2, sort_keys=True) + "\n")
+        # root-only: a recipe may hold users' passwords
+        atomic_write(out / RECIPE_JSON, json.dumps(self.recipe.normalized(), indent=2, sort_keys=True) + "\n",
+                     mode=0o600)
         build = {
             "key": self.key,
             "recipe_hash": self.digest,

@@ -11,6 +11,7 @@ restored lab is recorded as being at the new point.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import time
@@ -20,25 +21,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..dumps.errors import DumpError
 from ..dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from ..dumps.media import MediaFile, build_iso
 from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
 from ..dumps.streams import HashingWriter, copy, sha256_file
-from ..errors import LabError
+from ..errors import LabError, LabmgrError
 from ..history import history_for
 from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
-from ..progress import SILENT, Reporter, stage
+from ..progress import SILENT, Reporter, shielded, stage
 from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
 from ..timeparse import format_point, parse_point
 from . import records
 from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
+from .interrupted import settle
 from .records import LabRecord
 
 
@@ -85,27 +85,63 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
         raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
     env = load_environment(record.spec)
     at = parse_point(at_text)
-    with FileLock(str(record.directory / "restore.lock"), timeout=0), store_for(env) as store:
+    with records.lab_lock(name), store_for(env) as store:
+        record = records.load(name)         # as it is now that it is ours
+        if record.state != "up":
+            raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
         plan = plan_point(env, store, at)
-        staging = record.directory / "media"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        try:
-            with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
-                result = _restore(hypervisor, host, env, store, record, plan, staging, reporter)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    record.point = {"at": format_point(at), "requested": at_text, "dumps": plan.describe(),
-                    "skew_seconds": plan.skew.total_seconds(),
-                    "restored_at": format_point(datetime.now(timezone.utc)), "seconds": result.seconds}
-    record.save()
+        with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
+            _drop_stale_previous(hypervisor, record)
+            record.state, record.restoring = "restoring", {"at": format_point(at), "requested": at_text}
+            record.save()
+            staging = _staging_dir(record)
+            try:
+                result = _restore(hypervisor, host, env, store, record, plan, staging, reporter,
+                                  commit=lambda: _commit(record, plan, at, at_text))
+            except BaseException as exc:
+                try:     # every VM back at the previous point, and the record saying so
+                    settle(record)
+                except LabmgrError as problem:
+                    raise LabError(f"{exc}; and the lab could not be put back yet: {problem}",
+                                   hint="the next labmgr command tries again ('labmgr lab show "
+                                        f"{name}' says where the lab is)") from None
+                raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     with history_for(env) as history:
         history.record_restore(record.name, env.name, record.point)
     return result
 
 
+def _staging_dir(record: LabRecord) -> Path:
+    """``media/`` (0711: QEMU, which libvirt makes the owner of the ISO it attaches, can reach
+    it; nobody can list it) for the ISOs, ``media/plain/`` (0700) for decrypted dumps."""
+    staging = record.directory / "media"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o711)
+    staging.chmod(0o711)
+    (staging / "plain").mkdir(mode=0o700)
+    return staging
+
+
+def _drop_stale_previous(hypervisor: Hypervisor, record: LabRecord) -> None:
+    """A ``labmgr-previous`` left by an earlier restore killed after it finished is not this
+    restore's: gone before the record says restoring, so recovery only ever reverts to ours."""
+    for server in record.servers.values():
+        drop_previous(hypervisor.domain(server.domain))
+
+
+def _commit(record: LabRecord, plan: PointPlan, at: datetime, at_text: str) -> None:
+    """Every VM is at the new point: say so, before the previous point's snapshots go."""
+    record.point = {"at": format_point(at), "requested": at_text, "dumps": plan.describe(),
+                    "skew_seconds": plan.skew.total_seconds(),
+                    "restored_at": format_point(datetime.now(timezone.utc))}
+    record.state, record.restoring = "up", {}
+    record.save()
+
+
 def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpStore, record: LabRecord,
-             plan: PointPlan, staging: Path, reporter: Reporter) -> RestoreResult:
+             plan: PointPlan, staging: Path, reporter: Reporter, commit) -> RestoreResult:
     result = RestoreResult(record.name, plan)
     started = time.monotonic()
     media: dict[str, tuple[Path, str, list[Restore]]] = {}
@@ -126,14 +162,14 @@ def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpSt
                 media[server] = (on_host / iso.name, label, restores)
                 step.advance()
     try:
-        return _restore_at_point(hypervisor, record, plan, media, result, reporter)
+        return _restore_at_point(hypervisor, record, plan, media, result, reporter, commit)
     finally:
         if str(on_host) != str(staging):
             host.remove_tree(on_host)
 
 
 def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan, media: dict,
-                      result: RestoreResult, reporter: Reporter) -> RestoreResult:
+                      result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
     check_agents(list(domains.values()))
     with reporter.step("snapshot the current point", total=len(domains)) as step:
@@ -156,16 +192,21 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
                     step.advance()
         if failures:
             raise failures[0]
+        result.seconds["restore"] = round(time.monotonic() - started, 2)
+        commit()
+        record.point["seconds"] = result.seconds
+        record.save()
     except BaseException:
-        with reporter.step("revert to the previous point", total=len(domains)) as step:
+        # not cancellable: a lab left half reverted would be at no point at all
+        with shielded(reporter).step("revert to the previous point", total=len(domains)) as step:
             for domain in domains.values():
                 revert(domain, PREVIOUS)
                 step.advance()
-        raise
-    finally:
         for domain in domains.values():
             drop_previous(domain)
-    result.seconds["restore"] = round(time.monotonic() - started, 2)
+        raise
+    for domain in domains.values():
+        drop_previous(domain)
     return result
 
 
@@ -185,7 +226,7 @@ def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[Du
         with ExitStack() as stack:
             plain = stack.enter_context(store.open_plain(record, identity))
             if record.encrypted:
-                target = staging / f"{server}-{source.name}.plain"
+                target = staging / "plain" / f"{server}-{source.name}.plain"
                 content = _copy_hashing(plain, target)
             else:
                 target, content = record.path, record.sha256
@@ -215,8 +256,7 @@ def _check_stored(store: DumpStore, record: DumpRecord) -> None:
 
 
 def _copy_hashing(source, target: Path) -> str:
-    with open(target, "wb") as out:
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:   # never readable by others
         writer = HashingWriter(out)
         copy(source, writer)
-    target.chmod(0o644)
     return writer.digest.hexdigest()

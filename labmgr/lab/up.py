@@ -34,7 +34,7 @@ from .teardown import remove_lab
 
 
 def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapshot_id: str | None = None,
-           reporter: Reporter = SILENT) -> LabRecord:
+           reporter: Reporter = SILENT, drill_lock: str = "") -> LabRecord:
     requested_accel(env.accel)          # a bad LABMGR_ACCEL is refused before anything else
     snapshot = find_snapshot(env.name, snapshot_id)
     _check_snapshot(env, snapshot)
@@ -46,7 +46,8 @@ def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapsh
         _check_names_free(hypervisor, env, name)
         snapshot = ensure_copy(snapshot, site.uri, host, storage_root(site), reporter)
         remember_hypervisor(site.uri)
-        record = records.reserve(name, env.name, hypervisor=site.uri, snapshot=snapshot.id,
+        record = records.reserve(name, env.name, taken=lambda lab: bool(_clashes(hypervisor, env, lab)),
+                                 hypervisor=site.uri, snapshot=snapshot.id, drill_lock=drill_lock,
                                  spec=str(Path(spec_path).absolute()), virt_type=virt_type)
         try:
             record.storage = str(lab_dir(storage_root(site), record.name))
@@ -60,6 +61,8 @@ def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapsh
             if isinstance(exc, LabmgrError) and not isinstance(exc, LabError):
                 raise LabError(f"lab {record.name} could not be brought up and was removed: {exc}") from None
             raise
+        finally:
+            record.release()
         return record
 
 
@@ -86,13 +89,18 @@ def _check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None
     if name is None:
         return
     records.check_name(name)
-    taken = set(hypervisor.domain_names()) | set(hypervisor.network_names())
-    wanted = [naming.domain_name(name, s.name) for s in env.servers]
-    wanted += [naming.network_name(name, n.name) for n in env.networks]
-    clash = sorted(taken.intersection(wanted))
+    clash = _clashes(hypervisor, env, name)
     if clash:
         raise LabError(f"lab '{name}' cannot be made: libvirt already has '{clash[0]}'",
                        hint=f"choose another --name, or 'labmgr lab down {name}'")
+
+
+def _clashes(hypervisor: Hypervisor, env: Environment, lab: str) -> list[str]:
+    """The names lab ``lab`` would give its domains and networks that libvirt already has."""
+    taken = set(hypervisor.domain_names()) | set(hypervisor.network_names())
+    wanted = [naming.domain_name(lab, s.name) for s in env.servers]
+    wanted += [naming.network_name(lab, n.name) for n in env.networks]
+    return sorted(taken.intersection(wanted))
 
 
 def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snapshot, record: LabRecord,

@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ._files import atomic_write
+from ..atomic import atomic_write
 from .model import RunSummary
 from ..timeparse import utc
 

@@ -17,15 +17,18 @@ from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from ..atomic import atomic_write
 from ..errors import LabmgrError, SnapshotError
 from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Domain, Hypervisor, connect
+from ..journal import Intent, intent
 from ..lab.clone import check_nics
 from ..progress import SILENT, Reporter
 from ..spec import Environment
 from ..storage import snapshot_dir, storage_root
 from ..xml.builder import DomainXML, backup_xml
+from .watchdog import watchdog
 from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
 
 COPIED_DEVICES = ("disk", "lun")
@@ -57,6 +60,17 @@ def _capture(env: Environment, hypervisor: Hypervisor, host: Host, root: PurePos
     host_final = snapshot_dir(root, env.name, snapshot_id)
     host_partial = host_final.with_name(f".partial-{snapshot_id}")
     shared = str(host_partial) == str(partial)     # a local hypervisor storing under the state directory
+    # written down before anything is made: a SIGKILL leaves the next labmgr command
+    # (labmgr.recovery) what to thaw, abort and remove
+    with intent("capture", uri=hypervisor.uri, partial=str(partial), host_partial=str(host_partial),
+                frozen=[]) as journal:
+        return _write_snapshot(env, hypervisor, host, domains, definitions, journal, snapshot_id, taken_at,
+                               started, (partial, final, host_partial, host_final, shared), reporter)
+
+
+def _write_snapshot(env, hypervisor, host, domains, definitions, journal: Intent, snapshot_id: str,
+                    taken_at: datetime, started: float, where, reporter: Reporter) -> Snapshot:
+    partial, final, host_partial, host_final, shared = where
     partial.mkdir(parents=True)
     try:
         host.mkdir(host_partial)
@@ -65,7 +79,7 @@ def _capture(env: Environment, hypervisor: Hypervisor, host: Host, root: PurePos
                    for name in definitions}
         running = [name for name in servers if domains[name].is_active()]
         stopped = [name for name in servers if name not in running]
-        _backup_running(host_partial, running, domains, definitions, servers, reporter)
+        _backup_running(host_partial, running, domains, definitions, servers, journal, reporter)
         for name in stopped:
             _copy_stopped(host, host_partial, name, definitions[name], servers[name], reporter)
         snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
@@ -124,15 +138,16 @@ def _prepare_server(partial: Path, host: Host, host_partial: PurePosixPath, name
 
 
 def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str, Domain],
-                    definitions: dict[str, DomainXML], servers: dict[str, ServerCopy],
+                    definitions: dict[str, DomainXML], servers: dict[str, ServerCopy], journal: Intent,
                     reporter: Reporter) -> None:
     if not names:
         return
     started: list[str] = []
     try:
-        with ExitStack() as thaw:
+        with watchdog(journal), ExitStack() as thaw:     # thawed in-process first, then the watchdog told
             for name in names:
                 if domains[name].agent().ping():
+                    journal.update(frozen=[*journal.data["frozen"], domains[name].name])
                     try:
                         domains[name].freeze_filesystems()
                     except LabmgrError as exc:
@@ -142,12 +157,15 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
                         thaw.callback(domains[name].thaw_filesystems)
                 else:
                     reporter.note(f"{name}: no guest agent answered; copy is crash-consistent")
-            for name in names:
-                wanted = {d.target for d in servers[name].disks}
-                domains[name].begin_backup(backup_xml([
-                    (disk.target, partial / name / f"{disk.target}.qcow2" if disk.target in wanted else None)
-                    for disk in definitions[name].disks()]))
-                started.append(name)
+            with reporter.step("start backups (filesystems frozen)", total=len(names)) as step:
+                for name in names:
+                    wanted = {d.target for d in servers[name].disks}
+                    domains[name].begin_backup(backup_xml([
+                        (disk.target, partial / name / f"{disk.target}.qcow2" if disk.target in wanted else None)
+                        for disk in definitions[name].disks()]))
+                    started.append(name)
+                    step.advance()
+        journal.update(frozen=[])
         # thawed here: the copy's point in time is the start of the backup jobs
         for name in names:
             with reporter.step(f"backup {name}", total=100) as step:
@@ -193,4 +211,4 @@ def _seal(partial: Path, host: Host, host_partial: PurePosixPath, snapshot: Snap
     for path in partial.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o444)
     partial.chmod(0o755)
-    (partial / "manifest.json").write_text(snapshot.to_json())
+    atomic_write(partial / "manifest.json", snapshot.to_json(), mode=0o444)

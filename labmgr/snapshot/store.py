@@ -13,12 +13,12 @@ listed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import paths
+from ..atomic import atomic_write
 from ..errors import LabmgrError, NotFoundError, SnapshotError
 from ..hostbase import Host
 
@@ -87,9 +87,7 @@ class Snapshot:
 
     def save(self) -> None:
         """Rewrite the manifest atomically (a copy to another hypervisor was added)."""
-        tmp = self.path / "manifest.json.tmp"
-        tmp.write_text(self.to_json())
-        os.replace(tmp, self.path / "manifest.json")
+        atomic_write(self.path / "manifest.json", self.to_json(), mode=0o444)
 
     @classmethod
     def from_dir(cls, directory: Path) -> "Snapshot":

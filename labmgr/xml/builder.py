@@ -102,6 +102,11 @@ def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
         {"name": target, "target_file": str(dest) if dest else None} for target, dest in disks]))
 
 
+def backup_targets(domainbackup_xml: str) -> list[str]:
+    """The files a running backup job (libvirt's domainbackup XML) writes to."""
+    return [t.get("file") for t in parse(domainbackup_xml).iter("target") if t.get("file")]
+
+
 def cdrom_xml(path: Path, target: str, device: str = "cdrom") -> str:
     """A read-only raw medium on the SCSI bus: a CD-ROM, or (device="disk") a plain disk."""
     return serialise(render("cdrom", path=str(path), target=target, device=device))
