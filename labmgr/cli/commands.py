@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from ..spec import load_environment
-from . import access
+from . import access, share
 from .dumps import dumps
 from .format import human_size
 from .progress import RichReporter
@@ -388,6 +388,9 @@ cli.add_command(dumps)
 cli.add_command(access.console)
 cli.add_command(access.ssh)
 cli.add_command(access.forward)
+cli.add_command(share.share)
+cli.add_command(share.shares)
+cli.add_command(share.unshare)
 
 
 @dumps.command("collect")
