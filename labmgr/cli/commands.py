@@ -222,8 +222,10 @@ def lab_show(name: str, as_json: bool) -> None:
             click.echo(f"  error: {s.record.error}")
         if s.record.state == "up":
             from ..access.console import access_lines
+            from ..access.share.state import active_shares
+            from .share import share_lines
 
-            for line in access_lines(s.record):
+            for line in access_lines(s.record) + share_lines(active_shares(s.name)):
                 click.echo(f"  {line}")
     else:
         for domain, state in s.domains.items():
@@ -248,7 +250,8 @@ def lab_down_command(name: str) -> None:
     from ..lab.teardown import lab_down
 
     removed = lab_down(name, RichReporter(), hypervisor_uri="qemu:///system")
-    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks)")
+    shares = f", {len(removed.shares)} shares ended" if removed.shares else ""
+    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks{shares})")
 
 
 @lab.command("gc")

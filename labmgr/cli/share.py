@@ -39,6 +39,7 @@ def share(lab: str, target: str, duration: str, listen: str, people: int | None,
     for name, link in started.links.items():
         click.echo(f"  {name:<{width}}  {link}")
     serve(started)
+    click.echo(f"share {s.id} of lab {lab} ended")
 
 
 @click.command()

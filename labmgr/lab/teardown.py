@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from .. import paths
 from ..access.door import close_door, doors
+from ..access.share.state import end_shares
 from ..errors import LabmgrError, NotFoundError
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
@@ -28,6 +29,7 @@ class Removed:
     networks: list[str] = field(default_factory=list)
     directory: bool = False
     door: bool = False
+    shares: list[str] = field(default_factory=list)     # shares of the lab that were ended
 
 
 def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[str]]]:
@@ -52,6 +54,7 @@ def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[st
 def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) -> Removed:
     """Remove every domain, network and file of ``lab``. Safe to run again."""
     removed = Removed(lab)
+    removed.shares = [share.id for share in end_shares(lab)]     # nobody is shown a lab going away
     record = None
     try:
         record = records.load(lab)

@@ -5,8 +5,10 @@ the share's file and lock go with the process.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
+import signal
 import socket
 import ssl
 import threading
@@ -129,7 +131,7 @@ def serve(started: Started, on_server=None) -> None:
     config = uvicorn.Config(started.site, log_level="warning", lifespan="off", access_log=False,
                             proxy_headers=False, server_header=False, timeout_graceful_shutdown=3,
                             ws="websockets-sansio", **tls)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     if on_server:
         on_server(server)
     try:
@@ -139,6 +141,32 @@ def serve(started: Started, on_server=None) -> None:
         started.journal.close()
         started.hold.release()
         started.sock.close()
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, ending on SIGINT or SIGTERM as a finished command (exit 0) rather than
+        re-raising the signal after its graceful shutdown, so the share's files are removed."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stop = lambda *_: setattr(self, "should_exit", True)    # noqa: E731
+            originals = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+    return Server
+
+
+def _Server(config):
+    return _server_class()(config)
 
 
 def default_url(host: str, port: int, tls: bool) -> str:
