@@ -27,6 +27,8 @@ from labmgr.history import History
 from labmgr.lab import records
 from labmgr.report import render_report
 
+from helpers import labmgr, one_line_error
+
 LAB = "lmh-unit"
 POINT = "2026-11-21T08:00Z"
 PAGE = b"<html><body><h1>Invoices</h1><footer>shop v1.4.2</footer></body></html>"
@@ -271,6 +273,8 @@ def test_a_signoff_goes_into_the_history_and_the_report(start, lab_state) -> Non
     assert "| bob | 2026-11-21T08:00Z | something is wrong | invoice 7 is missing |" in report
     events = [(e.person, e.event) for e in found.share_events]
     assert ("bob", "opened") in events and ("bob", "signoff") in events
+    assert f"| {started.share.id} | bob | {found.share_events[1].at} | 0 |" in report     # the share section
+    assert "| data right |" in report.split("## Share links")[1]
 
 
 def test_tokens_are_compared_in_constant_time(monkeypatch) -> None:
@@ -296,6 +300,17 @@ def test_bad_arguments_are_one_clear_line() -> None:
         people_names(None, "alice,alice")
     with pytest.raises(LabError, match="not a usable name"):
         people_names(None, "<script>")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["app:80", "--for", "soon"], "--for 'soon' is not a duration"),
+    (["app"], "'app' is not SERVER:PORT"),
+    (["app:80", "--people", "2", "--names", "a"], "give --people N or --names a,b,c, not both"),
+    (["app:80", "--listen", "example.com:80"], "'example.com' is not an IP address of this machine"),
+    (["app:80"], "no lab named 'lmh-none'"),
+])
+def test_share_refuses_bad_input_in_one_line(args, message) -> None:
+    assert message in one_line_error(labmgr("share", "lmh-none", *args))
 
 
 def test_a_killed_servers_share_is_forgotten(lab_state) -> None:
