@@ -144,7 +144,7 @@ def test_a_link_opens_the_application_under_the_banner(start, application) -> No
         assert frame.headers["cache-control"] == "no-store" and frame.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in frame.headers["content-security-policy"]
         assert frame.headers["x-content-type-options"] == "nosniff"
-        assert frame.headers["referrer-policy"] == "no-referrer"
+        assert frame.headers["referrer-policy"] == "same-origin"
 
         page = browser.get("/", headers={"Cookie": f"lmshare_{started.share.id}={browser.cookies.get('lmshare_' + started.share.id)}; app=1",
                                          "Referer": f"{started.share.url}/_labmgr/"})

@@ -3,7 +3,7 @@
 
 The gate refuses what a share never carries (CONNECT, requests for another host or port,
 absolute-form targets) and sets the headers every answer gets: no caching, no framing by
-other sites, no MIME sniffing, no referrer. A link ``/s/TOKEN`` sets the person's cookie
+other sites, no MIME sniffing, no referrer beyond the share itself. A link ``/s/TOKEN`` sets the person's cookie
 (HttpOnly, SameSite=Lax, Secure under TLS) and leads to the page with the banner; every
 other request needs that cookie, a person not revoked, and a share not expired.
 """
@@ -112,7 +112,7 @@ class ShareSite:
                             (b"x-content-type-options", b"nosniff")]
                 if own:
                     headers += [(b"x-frame-options", b"DENY"), (b"content-security-policy", OWN_PAGES_CSP.encode()),
-                                (b"referrer-policy", b"no-referrer")]
+                                (b"referrer-policy", b"same-origin")]
                 else:       # the application is framed by the share's own page, by no other site
                     headers += [(b"x-frame-options", b"SAMEORIGIN"),
                                 (b"content-security-policy", b"frame-ancestors 'self'"),
