@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -21,7 +24,7 @@ from websockets.sync.server import serve as ws_serve
 
 from labmgr.access.login import Target
 from labmgr.access.share import state
-from labmgr.access.share.serve import open_share, parse_duration, people_names, serve
+from labmgr.access.share.serve import check_tls, open_share, parse_duration, people_names, serve
 from labmgr.errors import LabError
 from labmgr.history import History
 from labmgr.lab import records
@@ -93,12 +96,12 @@ def start(lab_state, application):
     """Start a share of the application (port 'http' or 'ws'); every server is stopped after the test."""
     running = []
 
-    def start_one(port="http", lifetime=timedelta(hours=1), who=("alice", "bob")):
-        upstream_port = application.http_port if port == "http" else application.ws_port
+    def start_one(port="http", lifetime=timedelta(hours=1), who=("alice", "bob"), tls=None):
+        upstream_port = {"http": application.http_port, "ws": application.ws_port}.get(port, port)
         target = Target(SimpleNamespace(name="app", hostname="app01.shop.test"), "127.0.0.1", None)
         started = open_share(LAB, lab_state.env, target, upstream_port,
                              lambda: socket.create_connection(("127.0.0.1", upstream_port)), lifetime, list(who),
-                             ("127.0.0.1", 0), None, None, point_of=lambda: POINT)
+                             ("127.0.0.1", 0), None, tls, point_of=lambda: POINT)
         servers = []
         thread = threading.Thread(target=serve, args=(started, servers.append), daemon=True)
         thread.start()
@@ -275,6 +278,46 @@ def test_a_signoff_goes_into_the_history_and_the_report(start, lab_state) -> Non
     assert ("bob", "opened") in events and ("bob", "signoff") in events
     assert f"| {started.share.id} | bob | {found.share_events[1].at} | 0 |" in report     # the share section
     assert "| data right |" in report.split("## Share links")[1]
+
+
+def test_https_with_a_certificate_and_a_secure_cookie(start, tmp_path) -> None:
+    cert, key = tmp_path / "share.pem", tmp_path / "share.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    started = start(tls=check_tls(cert, key))
+    assert started.share.url.startswith("https://127.0.0.1:")
+    with httpx.Client(base_url=started.share.url, verify=ssl.create_default_context(cafile=str(cert)), timeout=10) as browser:
+        opened = browser.get(started.links["alice"].removeprefix(started.share.url), follow_redirects=False)
+        assert "secure" in opened.headers["set-cookie"].lower()
+        assert browser.get("/").content == PAGE
+    with pytest.raises(LabError, match="needs both --cert and --key"):
+        check_tls(cert, None)
+    with pytest.raises(LabError, match="cannot use certificate"):
+        check_tls(key, key)
+
+
+def test_an_application_that_does_not_answer_is_a_clear_page(start) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    started = start(port=port)
+    with client(started) as browser:
+        browser.get(started.links["alice"].removeprefix(started.share.url))
+        answer = browser.get("/")
+        assert answer.status_code == 502 and "The application does not answer" in answer.text
+
+
+def test_shares_lists_the_open_shares_of_a_lab(start, lab_state) -> None:
+    started = start(who=("alice",))
+    state.revoke_person(LAB, started.share.id, "alice")
+    listed = labmgr("shares", LAB, env={"LABMGR_STATE_DIR": os.environ["LABMGR_STATE_DIR"]})
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        f"share {started.share.id}: app01.shop.test:{started.share.port} at {started.share.url} "
+        f"(until {started.share.expires_at}, pid {os.getpid()})", "  alice (revoked)"]
+    assert labmgr("shares", "lmh-other", env={"LABMGR_STATE_DIR": os.environ["LABMGR_STATE_DIR"]}).stdout == \
+        "lab lmh-other has no open shares\n"
 
 
 def test_tokens_are_compared_in_constant_time(monkeypatch) -> None:

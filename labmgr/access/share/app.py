@@ -69,27 +69,28 @@ class ShareSite:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        problem = self.gate(scope)
-        if problem:
+        refused = self.gate(scope)
+        if refused:
+            self.journal.event("", "refused", f"{refused.message} ({_client(scope)})")
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
-            self.journal.event("", "refused", f"{problem} ({_client(scope)})")
-            return await self.page(Refused(400 if "method" not in problem else 405, "Not here", problem))(
-                scope, receive, self.headers_added(send, own=True))
+            return await self.page(refused)(scope, receive, self.headers_added(send, own=True))
         own = scope["path"].startswith(("/_labmgr/", "/s/"))
         await self.app(scope, receive, self.headers_added(send, own))
 
-    def gate(self, scope) -> str | None:
+    def gate(self, scope) -> Refused | None:
         """Why a request is refused before anything else, or None."""
-        if scope.get("method") in ("CONNECT", "TRACE"):
-            return f"method {scope['method']} is not carried by a share ({scope['method']} {scope['path'][:200]})"
+        method = scope.get("method", "GET")
         raw = scope.get("raw_path") or scope["path"].encode()
-        if not raw.startswith(b"/") or not scope["path"].startswith("/"):
-            target = raw.decode("latin-1", "replace")[:200]
-            return f"a share carries requests for its own application only, not {scope.get('method', '')} {target}"
+        target = raw.decode("latin-1", "replace")[:200]
+        if method in ("CONNECT", "TRACE"):
+            return Refused(405, "Not here", f"method {method} is not carried by a share ({method} {target})")
+        if not raw.startswith(b"/") or not scope["path"].startswith("/"):       # proxy form: http://other:22/
+            return Refused(400, "Not here", f"a share carries requests for its own application only, "
+                                            f"not {method} {target}")
         host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
         if host not in self.allowed_hosts():
-            return f"a share answers at {self.share.url} only, not for host '{host}'"
+            return Refused(400, "Not here", f"a share answers at {self.share.url} only, not for host '{host}'")
         return None
 
     def allowed_hosts(self) -> set[str]:
@@ -215,7 +216,7 @@ class ShareSite:
         headers = self.upstream.request_headers(request.scope["headers"], self.origin, self.cookie)
         try:
             upstream = await self.upstream.forward(request.method, target, headers, body)
-        except (httpcore.ConnectError, httpcore.TimeoutException, httpcore.ProtocolError) as exc:
+        except (httpcore.ConnectError, httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError) as exc:
             self.journal.event(person.name, "page", f"{request.method} {target}: lab server not reached: {exc}")
             raise Refused(502, "The application does not answer",
                           f"{self.share.hostname} in the lab did not answer ({exc}). Try again in a moment.") from None

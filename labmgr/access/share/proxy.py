@@ -20,6 +20,7 @@ from httpcore._backends.anyio import AnyIOStream
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
+IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 MAX_BODY = 64 * 2**20          # a request body is read whole before it is sent on (forms, small uploads)
 
 
@@ -57,7 +58,7 @@ class Upstream:
     def pool(self) -> httpcore.AsyncConnectionPool:
         if self._pool is None:          # made in the server's event loop
             self._pool = httpcore.AsyncConnectionPool(network_backend=DoorBackend(self.opener),
-                                                      max_connections=32, keepalive_expiry=30)
+                                                      max_connections=32, keepalive_expiry=5)
         return self._pool
 
     def request_headers(self, headers: list[tuple[bytes, bytes]], own_origin: str,
@@ -106,12 +107,19 @@ class Upstream:
         return location
 
     async def forward(self, method: str, target: str, headers, body: bytes) -> httpcore.Response:
-        """Send one request; the response is open for streaming (close it when done)."""
-        request = httpcore.Request(method, f"http://{self.authority}{target}",
-                                   headers=[*headers, (b"content-length", str(len(body)).encode())]
-                                   if body or method not in ("GET", "HEAD", "OPTIONS", "DELETE") else headers,
-                                   content=body)
-        return await self.pool.handle_async_request(request)
+        """Send one request; the response is open for streaming (close it when done). A kept-alive
+        connection the lab dropped (a restore reverts its servers) is retried once, on a new one,
+        for requests that may be sent twice."""
+        if body or method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            headers = [*headers, (b"content-length", str(len(body)).encode())]
+        for attempt in (1, 2):
+            request = httpcore.Request(method, f"http://{self.authority}{target}", headers=headers, content=body)
+            try:
+                return await self.pool.handle_async_request(request)
+            except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError):
+                if attempt == 2 or method not in IDEMPOTENT:
+                    raise
+        raise AssertionError("unreachable")
 
     async def websocket(self, target: str, headers, subprotocols: list[str]):
         """A WebSocket connection to the application (``websockets``' client on a door socket)."""
