@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import datetime, timedelta
 
 import pytest
@@ -102,11 +103,22 @@ def test_the_lab_is_left_up_and_the_suggested_commands_work(demo, hypervisor) ->
     assert psql(db, "SELECT count(*), max(no) FROM invoices") == "240|240"
     report = (paths.state_dir() / "demo" / "reports" / f"{LAB}.md").read_text()
     assert "missing invoice numbers" in report
+    # the demo ends with a share link to its application, which serves the page under the banner
+    link = re.search(r"^  (http://127\.0\.0\.1:\d+/s/\S+)", demo.stdout, re.M)
+    assert link, demo.stdout[-2000:]
+    import httpx
+
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        page = browser.get(link.group(1))
+        assert page.status_code == 200 and f'id="labmgr-lab">{LAB}<' in page.text
+        assert browser.get(link.group(1).split("/s/")[0] + "/").status_code == 200
 
 
 def test_demo_down_leaves_nothing_but_the_cached_image(demo, hypervisor) -> None:
     down = labmgr("demo", "down", timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
+    shared = subprocess.run(["pgrep", "-f", f"labmgr share {LAB} "], capture_output=True, text=True)
+    assert shared.stdout == "", "the demo's share outlived demo down"
     image = find_cached(load_recipe(source() / RECIPE))
     assert image and f"the built image stays cached in {image.directory}" in down.stdout
     assert [d for d in hypervisor.domain_names() if d.startswith(PREFIX)] == []

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from labmgr.dumps.catalog import Cell
 from labmgr.errors import NotFoundError
+from labmgr.access.share.state import Person, Share
 from labmgr.history import Signoff
 from labmgr.lab.servers import ServerInfo
 from labmgr.notify.model import ProbeResult
@@ -66,7 +67,8 @@ def results(failing: bool) -> list[ProbeResult]:
 class World:
     labs: dict[str, LabRow] = field(default_factory=lambda: {
         "shop-1": LabRow("shop-1", "up", "shop", SPEC, "qemu:///system", "20261121T060000Z",
-                         format_point(NEWEST - timedelta(hours=2)), "2026-11-21T17:30:00Z", "3/4 passed", False, 2, 2),
+                         format_point(NEWEST - timedelta(hours=2)), "2026-11-21T17:30:00Z", "3/4 passed", False, 2, 2,
+                         shares=1),
         "drill": LabRow("drill", "up", "shop", SPEC, "qemu:///system", "20261121T060000Z", "",
                         "2026-11-21T09:00:00Z", "", None, 2, 2),
         "broken": LabRow("broken", "failed", "shop", SPEC, "qemu:///system", "20261120T060000Z", "", "", "", None, 0, 2),
@@ -79,6 +81,10 @@ class World:
     signoffs: dict[str, list[Signoff]] = field(default_factory=lambda: {"shop-1": [
         Signoff(format_point(NEWEST - timedelta(hours=2)), "alice", "Q3 invoices present", "2026-11-21T09:10:00Z")]})
     snapshots: list[str] = field(default_factory=lambda: ["20261121T060000Z", "20261120T060000Z"])
+    shares: dict[str, list[Share]] = field(default_factory=lambda: {"shop-1": [Share(
+        "a1b2c3", "shop-1", "shop", "app", "app01.shop.test", "10.77.0.12", 80, "0.0.0.0:8443",
+        "https://labmgr.example.com:8443", "2026-11-21T09:00:00Z", "2026-11-21T13:00:00Z", 4242,
+        [Person("alice", "0" * 64), Person("bob", "1" * 64)])]})
     failing_points: set[str] = field(default_factory=set)        # probes fail at these points
     restore_error: Exception | None = None                       # raised by restore, after the revert stage
     reverted: list[str] = field(default_factory=list)             # servers put back at the previous point
@@ -281,6 +287,23 @@ class FakeBackend:
     def ssh_command(self, lab: str, server: str) -> list[str]:
         answer = self._enter("ssh_command", lab, server)
         return answer if answer is not NotImplemented else ["true"]
+
+    # shares ---------------------------------------------------------------------
+    def shares(self, lab: str) -> list[Share]:
+        answer = self._enter("shares", lab)
+        return answer if answer is not NotImplemented else list(self.world.shares.get(lab, []))
+
+    def end_share(self, lab: str, share: str) -> None:
+        if self._enter("end_share", lab, share) is NotImplemented:
+            self.world.shares[lab] = [s for s in self.world.shares.get(lab, []) if s.id != share]
+            self.world.labs[lab] = replace(self._lab(lab), shares=len(self.world.shares[lab]))
+
+    def withdraw_link(self, lab: str, share: str, person: str) -> None:
+        if self._enter("withdraw_link", lab, share, person) is NotImplemented:
+            for s in self.world.shares.get(lab, []):
+                for p in s.people:
+                    if s.id == share and p.name == person:
+                        p.revoked = True
 
     # evidence -------------------------------------------------------------------
     def signoffs(self, lab: str) -> list[Signoff]:

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 
 from ..spec import load_environment
-from . import access
+from . import access, share
 from .dumps import dumps
 from .format import human_size
 from .progress import RichReporter
@@ -224,8 +224,10 @@ def lab_show(name: str, as_json: bool) -> None:
             click.echo(f"  error: {s.record.error}")
         if s.record.state == "up":
             from ..access.console import access_lines
+            from ..access.share.state import active_shares
+            from .share import share_lines
 
-            for line in access_lines(s.record):
+            for line in access_lines(s.record) + share_lines(active_shares(s.name)):
                 click.echo(f"  {line}")
     else:
         for domain, state in s.domains.items():
@@ -250,7 +252,8 @@ def lab_down_command(name: str) -> None:
     from ..lab.teardown import lab_down
 
     removed = lab_down(name, RichReporter(), hypervisor_uri="qemu:///system")
-    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks)")
+    shares = f", {len(removed.shares)} shares ended" if removed.shares else ""
+    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks{shares})")
 
 
 @lab.command("gc")
@@ -390,6 +393,9 @@ cli.add_command(dumps)
 cli.add_command(access.console)
 cli.add_command(access.ssh)
 cli.add_command(access.forward)
+cli.add_command(share.share)
+cli.add_command(share.shares)
+cli.add_command(share.unshare)
 
 
 @dumps.command("collect")

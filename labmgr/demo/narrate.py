@@ -78,9 +78,21 @@ def summary_lines(env: Environment, network: str, day: Day, drill, verdicts: lis
     return lines
 
 
+def app_view(folder: Path, env: Environment):
+    """The http probe is the user's view: from the workstation, the application by its hostname."""
+    return next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
+
+
+def share_lines(lab: str, target: str, link: str, log: Path) -> list[str]:
+    if not link:
+        return [f"\nThe application could not be shared (labmgr share {lab} {target}): see {log}"]
+    return [f"\nThe application, shared for 4 hours (labmgr share {lab} {target}; 'labmgr unshare {lab}' or "
+            "'labmgr demo down' ends it):",
+            f"  {link}        # the banner names the lab and its point; 'Sign off…' records your verdict"]
+
+
 def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list[str]:
-    # the http probe is the user's view: from the workstation, the application by its hostname
-    view = next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
+    view = app_view(folder, env)
     return [
         f"  labmgr lab restore {lab} --at {format_point(hour)}        # the bad hour ('--at latest' to come back)",
         f"  labmgr probe {lab} --probes {folder / PROBES}",

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from .. import locks, paths
 from ..access.door import close_door, doors
+from ..access.share.state import end_shares
 from ..errors import BusyError, LabmgrError, NotFoundError
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
@@ -29,6 +30,7 @@ class Removed:
     networks: list[str] = field(default_factory=list)
     directory: bool = False
     door: bool = False
+    shares: list[str] = field(default_factory=list)     # shares of the lab that were ended
 
 
 def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[str]]]:
@@ -62,6 +64,7 @@ def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) ->
 
 def _remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter) -> Removed:
     removed = Removed(lab)
+    removed.shares = [share.id for share in end_shares(lab)]     # nobody is shown a lab going away
     record = None
     try:
         record = records.load(lab)

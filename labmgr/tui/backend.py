@@ -38,6 +38,7 @@ class LabRow:
     last_probe_ok: bool | None = None
     running: int | None = None      # running domains; None: not asked (the record alone was read)
     domains: int = 0
+    shares: int = 0                 # open share links (labmgr share)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class Backend(Protocol):
     def servers(self, lab: str) -> list[ServerInfo]: ...
     def console_command(self, lab: str, server: str) -> list[str]: ...
     def ssh_command(self, lab: str, server: str) -> list[str]: ...
+    # shares (labmgr share)
+    def shares(self, lab: str) -> list: ...
+    def end_share(self, lab: str, share: str) -> None: ...
+    def withdraw_link(self, lab: str, share: str, person: str) -> None: ...
     # evidence
     def signoffs(self, lab: str) -> list[Signoff]: ...
     def sign_off(self, lab: str, user: str, note: str) -> Signoff: ...
@@ -235,6 +240,21 @@ class CoreBackend:
         hostname = load_environment(record.spec).server(server).hostname
         return [sys.executable, "-m", "labmgr", "ssh", lab, hostname]
 
+    def shares(self, lab: str) -> list:
+        from ..access.share.state import active_shares
+
+        return active_shares(lab)
+
+    def end_share(self, lab: str, share: str) -> None:
+        from ..access.share.state import end_share, find_share
+
+        end_share(find_share(lab, share))
+
+    def withdraw_link(self, lab: str, share: str, person: str) -> None:
+        from ..access.share.state import revoke_person
+
+        revoke_person(lab, share, person)
+
     def signoffs(self, lab: str) -> list[Signoff]:
         from ..lab.evidence import evidence_for
 
@@ -274,5 +294,8 @@ def _row(record, running: int | None, domains: int) -> LabRow:
         if runs:
             passed = sum(1 for r in runs[-1].results if r.passed)
             last, ok = f"{passed}/{len(runs[-1].results)} passed", runs[-1].exit_code == 0
+    from ..access.share.state import active_shares
+
+    shares = len(active_shares(record.name)) if record.state == "up" else 0
     return LabRow(record.name, record.state, record.environment, record.spec, record.hypervisor, record.snapshot,
-                  point, record.lease_until, last, ok, running, domains)
+                  point, record.lease_until, last, ok, running, domains, shares)
