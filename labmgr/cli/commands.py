@@ -157,7 +157,8 @@ def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> Non
 
 @lab.command("restore")
 @click.argument("name")
-@click.option("--at", "at", required=True, help="ISO 8601 time, 'latest', or e.g. '3 hours ago'")
+@click.option("--at", "at", required=True, help="ISO 8601 time, 'latest', e.g. '3 hours ago', or 'last-clean' "
+              "(the newest hour scanned clean whose probes passed)")
 def lab_restore_command(name: str, at: str) -> None:
     """Put the lab's servers back to a point in time from the hourly dumps."""
     from ..lab.restore import lab_restore
@@ -166,7 +167,10 @@ def lab_restore_command(name: str, at: str) -> None:
     for dump, taken in result.plan.describe().items():
         click.echo(f"  {dump:<28} {taken}")
     skew = result.plan.skew.total_seconds()
-    click.echo(f"lab {name} is at {at} (skew between servers' dumps: {skew / 60:.0f} min; "
+    from ..timeparse import format_point
+
+    shown = at if at == format_point(result.plan.at) else f"{format_point(result.plan.at)} (asked: {at})"
+    click.echo(f"lab {name} is at {shown} (skew between servers' dumps: {skew / 60:.0f} min; "
                f"{result.seconds.get('restore', 0):.1f} s)")
 
 

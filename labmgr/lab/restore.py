@@ -35,8 +35,9 @@ from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter, shielded, stage
 from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
-from ..timeparse import format_point, parse_point
+from ..timeparse import format_point
 from . import records
+from .lastclean import resolve_point
 from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
 from .interrupted import settle
 from .records import LabRecord
@@ -84,11 +85,11 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
     if record.state != "up":
         raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
     env = load_environment(record.spec)
-    at = parse_point(at_text)
     with records.lab_lock(name), store_for(env) as store:
         record = records.load(name)         # as it is now that it is ours
         if record.state != "up":
             raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
+        at = resolve_point(env, store, at_text)      # a time, or 'last-clean' (scans + probe history)
         plan = plan_point(env, store, at)
         with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
             _drop_stale_previous(hypervisor, record)
