@@ -34,6 +34,11 @@ class Hypervisor:
         with translated(f"defining a domain on {self.uri}"):
             return Domain(self, self.conn.defineXML(xml))
 
+    def volume_path(self, pool: str, volume: str) -> str:
+        """The host path of a storage pool's volume (a file or a block device)."""
+        with translated(f"volume '{volume}' of storage pool '{pool}' on {self.uri}"):
+            return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
+
     # networks ------------------------------------------------------------
     def network_names(self) -> list[str]:
         with translated(f"listing networks on {self.uri}"):

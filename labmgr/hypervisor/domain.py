@@ -27,6 +27,9 @@ _STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
 
+# libvirt's qemu driver keeps NVRAM files it makes from a template here (qemu.conf's nvram_dir).
+NVRAM_DIRECTORY = "/var/lib/libvirt/qemu/nvram"
+
 _UNDEFINE_EVERYTHING = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -63,6 +66,15 @@ class Domain:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
         with translated(self._what("reading the XML of")):
             return self.dom.XMLDesc(flags)
+
+    def nvram_path(self) -> str | None:
+        """Where the domain's NVRAM is when firmware autoselection (``<os firmware='efi'>``) leaves it
+        out of the inactive definition: in the live one, or libvirt's default for a shut-off domain."""
+        from ..xml.builder import DomainXML
+
+        if self.is_active():
+            return DomainXML(self.xml(inactive=False)).os_file("nvram")
+        return f"{NVRAM_DIRECTORY}/{self.name}_VARS.fd"
 
     def lab_metadata(self) -> str | None:
         """The labmgr tag of this domain, or None for domains labmgr did not make."""

@@ -171,7 +171,7 @@ def _clone_server(hypervisor: Hypervisor, host: Host, env: Environment, snapshot
         lab=record.name, environment=env.name, snapshot=snapshot.id, server=server,
         domain_name=lab_server.domain, virt_type=record.virt_type,
         overlays={t: PurePosixPath(p) for t, p in lab_server.overlays.items()}, os_files=os_files,
-        networks={n: ln.name for n, ln in record.networks.items()}))
+        networks={n: ln.name for n, ln in record.networks.items()}, directory=folder))
     hypervisor.define_domain(xml)
     record.save()
 

@@ -23,7 +23,7 @@ from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Domain, Hypervisor, connect
 from ..journal import Intent, intent
-from ..lab.clone import check_nics
+from ..lab.clone import check_nics, network_disk_error
 from ..progress import SILENT, Reporter
 from ..spec import Environment
 from ..storage import snapshot_dir, storage_root
@@ -32,7 +32,7 @@ from .watchdog import watchdog
 from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
 
 COPIED_DEVICES = ("disk", "lun")
-OS_FILES = ("kernel", "initrd", "nvram")
+OS_FILES = ("kernel", "initrd", "loader", "nvram")
 
 
 def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
@@ -51,6 +51,9 @@ def _capture(env: Environment, hypervisor: Hypervisor, host: Host, root: PurePos
     for server in env.servers:
         xml = DomainXML(domains[server.name].xml(inactive=True))
         check_nics(xml, server)
+        for disk in xml.disks():
+            if disk.kind == "network" and disk.device in COPIED_DEVICES:
+                raise network_disk_error(server.name, disk)
         definitions[server.name] = xml
 
     taken_at = datetime.now(timezone.utc)
@@ -81,7 +84,7 @@ def _write_snapshot(env, hypervisor, host, domains, definitions, journal: Intent
         stopped = [name for name in servers if name not in running]
         _backup_running(host_partial, running, domains, definitions, servers, journal, reporter)
         for name in stopped:
-            _copy_stopped(host, host_partial, name, definitions[name], servers[name], reporter)
+            _copy_stopped(hypervisor, host, host_partial, name, definitions[name], servers[name], reporter)
         snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
                             taken_at=taken_at.isoformat(timespec="seconds"),
                             seconds=round(time.monotonic() - started, 2), servers=servers, path=final,
@@ -129,8 +132,15 @@ def _prepare_server(partial: Path, host: Host, host_partial: PurePosixPath, name
         if source:
             if not host.exists(source):
                 raise SnapshotError(f"server {name}: <os><{tag}> file {source} of domain '{domain.name}' is missing")
-            host.copy(source, host_partial / name / tag)
-            copy.os_files[tag] = f"{name}/{tag}"
+        elif tag == "nvram" and xml.firmware() == "efi":
+            source = domain.nvram_path()     # libvirt chose the firmware; a never-booted domain has none yet
+            if not source or not host.exists(source):
+                continue
+        else:
+            continue
+        # read, never opened for write: production's NVRAM and firmware stay as they are
+        host.copy(source, host_partial / name / tag)
+        copy.os_files[tag] = f"{name}/{tag}"
     for disk in xml.disks():
         if disk.device in COPIED_DEVICES:
             copy.disks.append(DiskCopy(target=disk.target, image=f"{name}/{disk.target}.qcow2"))
@@ -177,22 +187,25 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
         raise
 
 
-def _copy_stopped(host: Host, partial: PurePosixPath, name: str, xml: DomainXML, copy: ServerCopy,
-                  reporter: Reporter) -> None:
+def _copy_stopped(hypervisor: Hypervisor, host: Host, partial: PurePosixPath, name: str, xml: DomainXML,
+                  copy: ServerCopy, reporter: Reporter) -> None:
     sources = {disk.target: disk for disk in xml.disks()}
     for disk_copy in copy.disks:
         disk = sources[disk_copy.target]
-        if disk.kind not in ("file", "block") or not disk.source:
+        source = disk.source
+        if disk.kind == "volume" and disk.pool and disk.volume:
+            source = hypervisor.volume_path(disk.pool, disk.volume)
+        if disk.kind not in ("file", "block", "volume") or not source:
             raise SnapshotError(f"server {name}: disk {disk.target} is a {disk.kind} disk; a shut-off "
-                                "domain can only be copied from file or block disks",
+                                "domain can only be copied from file, block and volume disks",
                                 hint="start the domain so the backup API copies it")
         with reporter.step(f"copy {name} {disk.target}", total=None):
             command = ["qemu-img", "convert", "-O", "qcow2"]
             if disk.driver_type:
                 command += ["-f", disk.driver_type]
-            result = host.run([*command, disk.source, str(partial / disk_copy.image)], check=False)
+            result = host.run([*command, source, str(partial / disk_copy.image)], check=False)
         if not result.ok:
-            raise SnapshotError(f"server {name}: copying {disk.source} failed: {result.stderr.strip()}")
+            raise SnapshotError(f"server {name}: copying {source} failed: {result.stderr.strip()}")
 
 
 def _seal(partial: Path, host: Host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:

@@ -38,6 +38,9 @@ class Disk:
     source: str | None    # path for file/block disks
     driver_type: str | None
     readonly: bool
+    pool: str | None = None       # a volume disk's storage pool and volume
+    volume: str | None = None
+    network: str | None = None    # a network disk's protocol://host/name, for messages
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,13 @@ class DomainXML:
             if source is not None:
                 path = source.get("file") or source.get("dev")
             driver = disk.find("driver")
+            pool = volume = network = None
+            if source is not None and disk.get("type") == "volume":
+                pool, volume = source.get("pool"), source.get("volume")
+            if source is not None and disk.get("type") == "network":
+                host = source.find("host")
+                server = host.get("name", "") if host is not None else ""
+                network = f"{source.get('protocol', '?')}://{server}/{source.get('name', '')}"
             out.append(Disk(
                 target=disk.find("target").get("dev"),
                 device=disk.get("device", "disk"),
@@ -173,6 +183,7 @@ class DomainXML:
                 source=path,
                 driver_type=driver.get("type") if driver is not None else None,
                 readonly=disk.find("readonly") is not None,
+                pool=pool, volume=volume, network=network,
             ))
         return out
 
@@ -195,6 +206,11 @@ class DomainXML:
         """Path of <os><kernel>, <initrd>, <loader> or <nvram>, if any."""
         node = self.root.find(f"os/{tag}")
         return node.text.strip() if node is not None and node.text else None
+
+    def firmware(self) -> str | None:
+        """``efi`` or ``bios`` when libvirt chooses the firmware (``<os firmware=...>``)."""
+        node = self.root.find("os")
+        return node.get("firmware") if node is not None else None
 
     def tag(self) -> LabTag | None:
         return read_tag(self.root)
@@ -252,7 +268,15 @@ class DomainXML:
                 cpu.remove(topology)
 
     def set_os_file(self, tag: str, path: Path) -> None:
-        self.root.find(f"os/{tag}").text = str(path)
+        """Point <os><tag> at ``path``; an NVRAM is made explicit when firmware autoselection left it out."""
+        os_node = self.root.find("os")
+        node = os_node.find(tag)
+        if node is None:
+            node = etree.Element(tag)
+            anchor = os_node.find("loader") if tag == "nvram" else None
+            (anchor if anchor is not None else os_node.find("type")).addnext(node)
+        node.attrib.pop("template", None)      # a host file the lab never reads: its NVRAM is a copy
+        node.text = str(path)
 
     def set_disk_file(self, target: str, path: Path, driver_type: str = "qcow2") -> None:
         """Point disk ``target`` at a local image file, whatever its source was."""
@@ -267,6 +291,16 @@ class DomainXML:
             disk.insert(0, driver)
         driver.set("type", driver_type)
         driver.addnext(etree.Element("source", file=str(path)))
+
+    def drop_disk_flags(self, target: str, *flags: str) -> list[str]:
+        """Remove flag elements such as <shareable/> or <transient/> from disk ``target``."""
+        disk = self._disk(target)
+        dropped = []
+        for flag in flags:
+            for node in disk.findall(flag):
+                disk.remove(node)
+                dropped.append(flag)
+        return dropped
 
     def eject(self, target: str) -> None:
         """Leave a CD-ROM or floppy drive empty."""
