@@ -44,7 +44,8 @@ def test_bench_quick_mode_runs_and_prints_its_figures(path: Path):
     assert done.returncode == 0, f"{path.name} --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     keys = printed_figures(done.stdout, path.stem)
     assert keys, f"{path.name} printed no figures:\n{done.stdout}"
-    missing = [key for key in keys if key not in recorded()]
+    known = recorded()
+    missing = [key for key in keys if key not in known]
     assert not missing, f"not recorded in docs/benchmarks.md (run bench/{path.name} --record): {missing}"
 
 
