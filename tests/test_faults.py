@@ -13,6 +13,7 @@ docs/reliability.md from it.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -427,3 +428,80 @@ def test_a_drill_killed_with_its_lab_up_is_collected_by_gc(hypervisor, fprod, tm
     production_intact(fprod)
     log("SIGKILL", "labmgr run, at 'check and stage dumps' (lab up)", "'lab gc' collects the drill's lab "
         "(drill lock free, no lease)", "pass", time.monotonic() - started)
+
+
+# libvirtd restarted -----------------------------------------------------------------------
+SUITE_LOCK = "/tmp/lmt-suite.lock"
+
+
+def restart_libvirtd() -> float:
+    """Stop libvirtd and start it exactly as the Makefile does (``libvirtd -d``), inside the shared
+    suite lock (libvirtd serves every test on this machine: a short critical section)."""
+    import fcntl
+
+    with open(SUITE_LOCK, "a") as lock:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if held_by_an_ancestor(SUITE_LOCK):
+                    break       # our own runner holds it ('flock /tmp/lmt-suite.lock pytest ...')
+                assert time.monotonic() < deadline, "the suite lock stayed taken for 10 minutes"
+                time.sleep(0.5)
+        started = time.monotonic()
+        pid = int(subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout.split()[0])
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists() and time.monotonic() - started < 30:
+            time.sleep(0.1)
+        subprocess.run(["libvirtd", "-d"], check=True)
+        while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode:
+            assert time.monotonic() - started < 60, "libvirtd did not come back"
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+
+def held_by_an_ancestor(path: str) -> bool:
+    """Is the flock on ``path`` held by one of this process's ancestors (/proc/locks)?"""
+    inode = os.stat(path).st_ino
+    holders = {int(f[4]) for f in (line.split() for line in Path("/proc/locks").read_text().splitlines())
+               if len(f) > 5 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)}
+    pid = os.getpid()
+    while pid > 1:
+        if pid in holders:
+            return True
+        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def test_libvirtd_restarted_mid_restore(hypervisor, fprod, restore_lab, log) -> None:
+    import libvirt
+
+    started = time.monotonic()
+    old = said_point()
+    target = 1 if old == format_point(HOURS[2]) else 2
+    domain = hypervisor.domain(records.load(RESTORE_LAB).servers["db"].domain)
+    restore = subprocess.Popen([*labmgr_argv(), "lab", "restore", RESTORE_LAB, "--at", HOURS[target].isoformat()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "labmgr-previous" not in domain.snapshot_names():      # the lab is being changed
+            assert restore.poll() is None, restore.stderr.read()
+            time.sleep(0.1)
+        outage = restart_libvirtd()
+    finally:
+        code = restore.wait(600)
+        hypervisor.conn = libvirt.open("qemu:///system")        # the session's connection died with libvirtd
+        fprod["domain"] = hypervisor.domain(fprod["domain"].name)
+        fprod["agent"] = fprod["domain"].agent(timeout=60)
+    err = restore.stderr.read()
+    assert "Traceback" not in err
+    point = said_point()                        # the next command: an interrupted restore is settled
+    hour = 2 if point == format_point(HOURS[2]) else 1
+    assert point == format_point(HOURS[hour])
+    settled_at(hypervisor, hour)
+    nothing_left(hypervisor, fprod, [])
+    production_intact(fprod)
+    log("libvirtd restarted (SIGTERM, then 'libvirtd -d')", "lab restore, once labmgr-previous is taken",
+        f"restore exit {code}; lab at its {'old' if point == old else 'new'} point and says so (guest data); "
+        f"outage {outage:.1f} s", "pass", time.monotonic() - started)
