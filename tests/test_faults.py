@@ -417,17 +417,21 @@ def test_a_drill_that_fails_after_lab_up_still_finishes(hypervisor, fprod, tmp_p
         "written, lab removed", "pass", time.monotonic() - started)
 
 
-def test_a_drill_killed_with_its_lab_up_is_collected_by_gc(hypervisor, fprod, tmp_path, log) -> None:
-    started = time.monotonic()
+def test_a_drill_killed_at_its_stages_is_collected_by_gc(hypervisor, fprod, tmp_path, log) -> None:
+    """Killed in its lab up (no boot needed to get there), and once its lab is up: 'lab gc' leaves
+    nothing (a drill's lab with no lease whose drill lock is free is garbage)."""
     plan = drill_plan(fprod, tmp_path, "lmf-e", points=[HOURS[1].isoformat()])
-    killed_at("check and stage dumps", "run", str(plan))
-    assert records.load("lmf-e").state == "up"                     # up, no lease, its drill dead
-    gc = labmgr("lab", "gc")
-    assert gc.returncode == 0, gc.stderr
-    nothing_left(hypervisor, fprod, ["lmf-e"])
-    production_intact(fprod)
-    log("SIGKILL", "labmgr run, at 'check and stage dumps' (lab up)", "'lab gc' collects the drill's lab "
-        "(drill lock free, no lease)", "pass", time.monotonic() - started)
+    for stage in ("networks", "clones", "boot (waiting for guest agents)", "check and stage dumps"):
+        started = time.monotonic()
+        killed_at(stage, "run", str(plan))
+        if stage == "check and stage dumps":
+            assert records.load("lmf-e").state == "up"             # up, no lease, its drill dead
+        gc = labmgr("lab", "gc")
+        assert gc.returncode == 0, gc.stderr
+        nothing_left(hypervisor, fprod, ["lmf-e"])
+        production_intact(fprod)
+        log("SIGKILL", f"labmgr run, at '{stage}'", "'lab gc' leaves no domain, network, directory, door "
+            "(a drill's lab: drill lock free, no lease)", "pass", time.monotonic() - started)
 
 
 # libvirtd restarted -----------------------------------------------------------------------
