@@ -46,7 +46,7 @@ def fuzz_text(data: dict) -> str:
 
 def soak_text(data: dict) -> str:
     keys = [("rss_mib", "labmgr memory (RSS, MiB)"), ("fds", "labmgr open file descriptors"),
-            ("domains", "libvirt domains (host)"), ("lab_snapshots", "snapshots of the lab VM"),
+            ("domains", "libvirt domains of the soak (production + lab)"), ("lab_snapshots", "snapshots of the lab VM"),
             ("lab_dir_mib", "lab directory (MiB)"), ("overlay_mib", "lab overlay allocated (MiB)")]
     lines = ["| figure | after cycle 1 | after the last | growth after cycle 2 (max) |",
              "| --- | ---: | ---: | ---: |"]

@@ -59,7 +59,7 @@ def measure(hypervisor, domain_name: str, cycle: int, seconds: float, hour: int,
     domain = hypervisor.domain(domain_name)
     return {"cycle": cycle, "seconds": round(seconds, 1), "hour": hour, "guest_has": seen,
             "rss_mib": round(rss_mib(), 1), "fds": len(os.listdir("/proc/self/fd")),
-            "domains": len(hypervisor.domain_names()), "lab_snapshots": len(domain.snapshot_names()),
+            "domains": len([d for d in hypervisor.domain_names() if d.startswith(PREFIX)]), "lab_snapshots": len(domain.snapshot_names()),
             "lab_dir_mib": round(disk_mib(records.lab_dir(LAB)), 1),
             "overlay_mib": round(sum(Path(p).stat().st_blocks * 512 for s in records.load(LAB).servers.values()
                                      for p in s.overlays.values()) / 2**20, 1)}

@@ -8,11 +8,14 @@ survives a power cut. Every atomic file write in labmgr goes through here.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o644, durable: bool = True) -> Path:
+def atomic_write(path: str | os.PathLike[str], data: bytes | str | BinaryIO, mode: int = 0o644,
+                 durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically with permissions ``mode``; ``durable=False`` skips the
     fsyncs, for files that must outlive their process but not a power cut (the journal).
 
@@ -21,12 +24,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int = 0o
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode() if isinstance(data, str) else data
+    payload = data.encode() if isinstance(data, str) else data      # bytes, or a binary file to copy
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)     # before any byte is written: a secret is never readable
-            handle.write(payload)
+            if isinstance(payload, bytes):
+                handle.write(payload)
+            else:
+                shutil.copyfileobj(payload, handle, 2**20)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())

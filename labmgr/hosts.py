@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import BinaryIO
 
+from .atomic import atomic_write
+
 from .errors import LabmgrError
 from .hostbase import Host, Result, check_tree
 from .remote.uri import is_remote
@@ -43,13 +45,11 @@ class LocalHost:
         """Place the local file ``local`` at ``path`` (a no-op when they are the same file)."""
         if Path(local).resolve() == Path(path).resolve():
             return
-        shutil.copyfile(local, f"{path}.part")
-        os.replace(f"{path}.part", path)
+        with open(local, "rb") as source:
+            atomic_write(path, source)
 
     def write_from(self, source: BinaryIO, path: str | os.PathLike) -> None:
-        with open(f"{path}.part", "wb") as out:
-            shutil.copyfileobj(source, out, 2**20)
-        os.replace(f"{path}.part", path)
+        atomic_write(path, source)
 
     def open_read(self, path: str | os.PathLike) -> BinaryIO:
         return open(path, "rb")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -68,6 +69,14 @@ def intent(kind: str, **data: object) -> Iterator[Intent]:
 def abandoned() -> list[Intent]:
     """Intents whose process is gone (their lock is free), oldest first."""
     found = []
+    for lock in journal_dir().glob("*.lock"):      # a process killed before its entry's first write
+        try:
+            stale = time.time() - lock.stat().st_mtime > 60    # never one being taken right now
+        except FileNotFoundError:
+            continue
+        if stale and not lock.with_suffix(".json").exists() and not locks.held_here(lock) \
+                and not locks.held_elsewhere(lock):
+            lock.unlink(missing_ok=True)
     for path in sorted(journal_dir().glob("*.json"), key=lambda p: p.stat().st_mtime):
         if locks.held_here(path.with_suffix(".lock")) or locks.held_elsewhere(path.with_suffix(".lock")):
             continue

@@ -285,11 +285,19 @@ def test_second_build_is_cached_and_fast(base_build: tuple[BuiltImage, Recording
 
 @pytest.mark.libvirt     # builds an image (debootstrap, as root)
 def test_image_is_readable_by_libvirt_qemu(base_build: tuple[BuiltImage, RecordingReporter, float]) -> None:
+    import grp
+
     image, _, _ = base_build
     for entry in image.directory.iterdir():
-        assert entry.stat().st_mode & stat.S_IROTH, f"{entry} is not world-readable"
+        if entry.name == "recipe.json":     # may hold users' passwords: root's only
+            assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+        else:
+            assert entry.stat().st_mode & stat.S_IROTH, f"{entry} is not world-readable"
+    kvm = grp.getgrnam("kvm").gr_gid        # QEMU's group: labmgr's own directories are opened to it
     for directory in [image.directory, *image.directory.parents]:
-        assert directory.stat().st_mode & stat.S_IXOTH, f"{directory} is not traversable"
+        info = directory.stat()
+        assert info.st_mode & stat.S_IXOTH or (info.st_gid == kvm and info.st_mode & stat.S_IXGRP), \
+            f"{directory} is not traversable by libvirt-qemu"
 
 
 @pytest.mark.libvirt     # builds an image (debootstrap, as root)

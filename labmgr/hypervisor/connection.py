@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libvirt
 
-from ..errors import HypervisorError
+from ..errors import HypervisorError, NotFoundError
 from .domain import Domain
 from .errors import translated
 
@@ -66,7 +66,16 @@ class Hypervisor:
 
     def bridges_in_use(self) -> set[str]:
         with translated(f"listing networks on {self.uri}"):
-            return {n.bridgeName() for n in self.conn.listAllNetworks() if n.isActive()}
+            networks = self.conn.listAllNetworks()
+        bridges = set()
+        for network in networks:
+            try:
+                with translated(f"listing networks on {self.uri}"):
+                    if network.isActive():
+                        bridges.add(network.bridgeName())
+            except NotFoundError:
+                continue        # removed while we looked (someone else's lab going down): its bridge is free
+        return bridges
 
     # host ----------------------------------------------------------------
     def libvirt_version(self) -> str:

@@ -130,6 +130,10 @@ def build_image(recipe: Recipe | Path | str, reporter: Reporter = SILENT, *, for
     final = images / key
     if not force and _complete(final):
         reporter.note(f"image {key} is cached")
+        try:
+            (final / RECIPE_JSON).chmod(0o600)      # cached by an older labmgr, world-readable
+        except PermissionError:
+            pass
         return _built(final, digest, cached=True)
 
     tools = find_tools()

@@ -24,15 +24,19 @@ from .records import LabRecord
 
 def settle(record: LabRecord) -> str:
     """Revert ``record``'s VMs to ``labmgr-previous`` where they have it, drop it, remove staged
-    media, and record the lab ``up`` at its previous point. The caller holds the lab's lock."""
+    media, and record the lab ``up`` at its previous point. A record already at its new point
+    (killed while dropping the previous snapshots) keeps it: they are only dropped. The caller
+    holds the lab's lock."""
     going_to = record.restoring.get("at", "?")
+    interrupted = record.state == "restoring"
     with connect(record.hypervisor) as hypervisor:
         for server in record.servers.values():
             if not hypervisor.has_domain(server.domain):
                 continue
             domain = hypervisor.domain(server.domain)
             if PREVIOUS in domain.snapshot_names():
-                revert(domain, PREVIOUS)
+                if interrupted:
+                    revert(domain, PREVIOUS)
                 drop_previous(domain)
     shutil.rmtree(record.directory / "media", ignore_errors=True)
     if str(record.host_directory) != str(record.directory):
@@ -40,8 +44,10 @@ def settle(record: LabRecord) -> str:
             host.remove_tree(record.host_directory / "media")
     record.state, record.restoring = "up", {}
     record.save()
-    return (f"lab {record.name}: the restore to {going_to} did not finish; the lab is back at "
-            f"{record.point.get('at') or 'its clean clone (no point restored yet)'}")
+    at = record.point.get("at") or "its clean clone (no point restored yet)"
+    if not interrupted:
+        return f"lab {record.name}: at {at}"
+    return f"lab {record.name}: the restore to {going_to} did not finish; the lab is back at {at}"
 
 
 def settle_interrupted_restores(reporter: Reporter = SILENT) -> list[str]:

@@ -101,7 +101,7 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
                                   commit=lambda: _commit(record, plan, at, at_text))
             except BaseException as exc:
                 try:     # every VM back at the previous point, and the record saying so
-                    settle(record)
+                    settle(records.load(name))
                 except LabmgrError as problem:
                     raise LabError(f"{exc}; and the lab could not be put back yet: {problem}",
                                    hint="the next labmgr command tries again ('labmgr lab show "
@@ -194,9 +194,7 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
         if failures:
             raise failures[0]
         result.seconds["restore"] = round(time.monotonic() - started, 2)
-        commit()
-        record.point["seconds"] = result.seconds
-        record.save()
+        commit()            # the last thing tried: once recorded, the new point stands
     except BaseException:
         # not cancellable: a lab left half reverted would be at no point at all
         with shielded(reporter).step("revert to the previous point", total=len(domains)) as step:
@@ -208,6 +206,8 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
         raise
     for domain in domains.values():
         drop_previous(domain)
+    record.point["seconds"] = result.seconds
+    record.save()
     return result
 
 
