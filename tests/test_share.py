@@ -362,3 +362,23 @@ def test_a_killed_servers_share_is_forgotten(lab_state) -> None:
     share.save()
     share.path.with_suffix(".lock").touch()          # no process holds it
     assert state.active_shares(LAB) == [] and not share.path.exists()
+
+
+def test_what_the_application_is_told() -> None:
+    from labmgr.access.share.proxy import Upstream
+
+    upstream = Upstream("app01.shop.test", 80, opener=None)
+    own = "http://share.example:8443"
+    sent = upstream.request_headers([
+        (b"Host", b"share.example:8443"), (b"Cookie", b"lmshare_ab12=TOKEN; app=1"),
+        (b"Referer", own.encode() + b"/orders?q=1"), (b"Origin", own.encode()),
+        (b"X-Forwarded-For", b"192.0.2.7"), (b"Connection", b"keep-alive"), (b"Accept", b"text/html")],
+        own, "lmshare_ab12")
+    assert sent == [(b"host", b"app01.shop.test"), (b"cookie", b"app=1"),
+                    (b"referer", b"http://app01.shop.test/orders?q=1"), (b"origin", b"http://app01.shop.test"),
+                    (b"accept", b"text/html")]
+    for referer in (own + "/s/TOKEN", own + "0/x", "https://elsewhere.example/"):
+        assert upstream.request_headers([(b"Referer", referer.encode())], own, "lmshare_ab12") == \
+            [(b"host", b"app01.shop.test")], referer
+    assert upstream.local_location("http://app01/login", own) == own + "/login"
+    assert upstream.local_location("https://sso.example.com/login", own) == "https://sso.example.com/login"

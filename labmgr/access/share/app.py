@@ -3,9 +3,9 @@
 
 The gate refuses what a share never carries (CONNECT, requests for another host or port,
 absolute-form targets) and sets the headers every answer gets: no caching, no framing by
-other sites, no MIME sniffing, no referrer beyond the share itself. A link ``/s/TOKEN`` sets the person's cookie
-(HttpOnly, SameSite=Lax, Secure under TLS) and leads to the page with the banner; every
-other request needs that cookie, a person not revoked, and a share not expired.
+other sites, no MIME sniffing, no referrer beyond the share itself. A link ``/s/TOKEN`` sets
+the person's cookie (HttpOnly, SameSite=Lax, Secure under TLS) and leads to the page with the
+banner; every other request needs that cookie, a person not revoked, and a share not expired.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import parse_qs
 
+import anyio
 import httpcore
 import jinja2
 from starlette.applications import Starlette
@@ -165,9 +166,10 @@ class ShareSite:
     async def signoff(self, request: Request) -> Response:
         person = self.person(request.cookies.get(self.cookie))
         if request.method == "GET":
-            return self.render("signoff.html.j2", person.name, verdict="", note="", error="", previous=[])
+            return self.render("signoff.html.j2", person.name, verdict="", note="", error="")
         origin = request.headers.get("origin")
-        if origin and origin != self.origin:
+        scheme = "https" if self.tls else "http"
+        if origin and origin != f"{scheme}://{request.headers.get('host', '')}":      # sent from another site
             raise Refused(403, "Not sent from this page", "Send your answer from the sign-off page itself.")
         body = await request.body()
         if len(body) > 16384:
@@ -176,12 +178,10 @@ class ShareSite:
         verdict, note = form.get("verdict", [""])[0], form.get("note", [""])[0].strip()[:2000]
         if verdict not in ("right", "wrong"):
             return self.render("signoff.html.j2", person.name, verdict="", note=note, error="Choose one answer.",
-                               previous=[], status=400)
+                               status=400)
         if verdict == "wrong" and not note:
-            return self.render("signoff.html.j2", person.name, verdict=verdict, note="", previous=[], status=400,
+            return self.render("signoff.html.j2", person.name, verdict=verdict, note="", status=400,
                                error="Say what is wrong, so it can be looked at.")
-        import anyio
-
         point = self.point_of()
         future = self.journal.sign_off(point, person.name, verdict, note or "my data is right")
         signoff = await anyio.to_thread.run_sync(lambda: future.result(timeout=30))
