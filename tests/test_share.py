@@ -382,3 +382,42 @@ def test_what_the_application_is_told() -> None:
             [(b"host", b"app01.shop.test")], referer
     assert upstream.local_location("http://app01/login", own) == own + "/login"
     assert upstream.local_location("https://sso.example.com/login", own) == "https://sso.example.com/login"
+
+
+def test_refused_requests_are_kept_sixty_a_minute(lab_state) -> None:
+    from labmgr.access.share.journal import Journal
+
+    journal = Journal(lab_state.env, LAB, "s1")
+    for n in range(75):
+        journal.refused(f"try {n}")
+    journal.close()
+    refused = [e.detail for e in evidence(lab_state).share_events if e.event == "refused"]
+    assert refused[:60] == [f"try {n}" for n in range(60)]
+    assert refused[60:] == ["15 more requests refused in the last minute"]
+
+
+def test_a_sign_off_that_cannot_be_written_says_so(start, lab_state, monkeypatch) -> None:
+    import sqlite3
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    started = start()
+    monkeypatch.setattr(History, "add_signoff", full)
+    with client(started) as browser:
+        browser.get(started.links["alice"].removeprefix(started.share.url))
+        answer = browser.post("/_labmgr/signoff", data={"verdict": "wrong", "note": "invoice 7"})
+        assert answer.status_code == 503 and "could not be recorded" in answer.text
+        assert "database or disk is full" in answer.text and ">invoice 7</textarea>" in answer.text
+        assert browser.get("/").status_code == 200          # the share goes on
+
+
+def test_a_remote_doors_channels_become_sockets(application) -> None:
+    from labmgr.access.share.serve import _socket_opener
+
+    opened = _socket_opener(lambda: socket.create_connection(("127.0.0.1", application.http_port)))()
+    assert isinstance(opened, socket.socket)
+    opened.sendall(b"GET /x HTTP/1.0\r\nHost: app01\r\n\r\n")
+    answer = b""
+    while chunk := opened.recv(65536):
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(PAGE)

@@ -72,7 +72,7 @@ class ShareSite:
             return await self.app(scope, receive, send)
         refused = self.gate(scope)
         if refused:
-            self.journal.event("", "refused", f"{refused.message} ({_client(scope)})")
+            self.journal.refused(f"{refused.message} ({_client(scope)})")
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
             return await self.page(refused)(scope, receive, self.headers_added(send, own=True))
@@ -152,7 +152,7 @@ class ShareSite:
         try:
             person = self.person(token)
         except Refused as refused:
-            self.journal.event("", "refused", f"link: {refused.heading} ({_client(request.scope)})")
+            self.journal.refused(f"link: {refused.heading} ({_client(request.scope)})")
             raise
         self.journal.event(person.name, "opened", f"link ({_client(request.scope)})")
         response = RedirectResponse("/_labmgr/", status_code=303)
@@ -184,7 +184,12 @@ class ShareSite:
                                error="Say what is wrong, so it can be looked at.")
         point = self.point_of()
         future = self.journal.sign_off(point, person.name, verdict, note or "my data is right")
-        signoff = await anyio.to_thread.run_sync(lambda: future.result(timeout=30))
+        try:
+            signoff = await anyio.to_thread.run_sync(lambda: future.result(timeout=30))
+        except Exception as exc:        # the history could not be written (a full disk): say so, keep the note
+            return self.render("signoff.html.j2", person.name, verdict=verdict, note=note, status=503,
+                               error=f"Your answer could not be recorded ({type(exc).__name__}: {exc}). "
+                                     "Please send it again in a moment.")
         return self.render("signed.html.j2", person.name, signoff=signoff)
 
     def render(self, template: str, person: str, status: int = 200, **values) -> HTMLResponse:
