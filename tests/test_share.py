@@ -10,7 +10,9 @@ import json
 import os
 import socket
 import ssl
+import signal
 import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -421,3 +423,33 @@ def test_a_remote_doors_channels_become_sockets(application) -> None:
     while chunk := opened.recv(65536):
         answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(PAGE)
+
+
+HANGING_SERVER = """
+import fcntl, os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)           # a share server that hangs on SIGTERM
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_ending_a_hanging_share_kills_it(lab_state) -> None:
+    share = state.Share("hang01", LAB, "shop", "app", "app01", "10.0.0.2", 80, "127.0.0.1:1", "http://x",
+                        "2026-11-21T08:00:00Z", "2099-11-21T12:00:00Z")
+    share.save()
+    server = subprocess.Popen([sys.executable, "-c", HANGING_SERVER, str(share.path.with_suffix(".lock"))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline() == "holding\n"
+        share.pid = server.pid
+        share.save()
+        listed = state.active_shares(LAB)
+        assert [s.id for s in listed] == ["hang01"]
+        state.end_share(listed[0], wait=1)
+        assert server.wait(timeout=10) == -signal.SIGKILL
+        assert state.active_shares(LAB) == [] and not share.path.exists()
+    finally:
+        server.kill()
+        server.wait()
