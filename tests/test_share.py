@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -450,6 +451,40 @@ def test_ending_a_hanging_share_kills_it(lab_state) -> None:
         state.end_share(listed[0], wait=1)
         assert server.wait(timeout=10) == -signal.SIGKILL
         assert state.active_shares(LAB) == [] and not share.path.exists()
+    finally:
+        server.kill()
+        server.wait()
+
+
+SERVER_PROCESS = """
+import socket, sys
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from labmgr.access.login import Target
+from labmgr.access.share.serve import open_share, serve
+env = SimpleNamespace(name="shop", dumps=SimpleNamespace(store=sys.argv[1]))
+target = Target(SimpleNamespace(name="app", hostname="app01.shop.test"), "127.0.0.1", None)
+started = open_share(sys.argv[2], env, target, 9, lambda: socket.create_connection(("127.0.0.1", 9)),
+                     timedelta(hours=1), ["alice"], ("127.0.0.1", 0), None, None, point_of=lambda: "")
+print(started.share.path, flush=True)
+serve(started)
+print("ended", flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_server_cleanly(lab_state, sig) -> None:
+    server = subprocess.Popen([sys.executable, "-c", SERVER_PROCESS, str(lab_state.store), LAB],
+                              stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        path = Path(server.stdout.readline().strip())
+        assert path.exists() and [s.id for s in state.active_shares(LAB)] == [path.stem]
+        time.sleep(0.5)                              # serving
+        server.send_signal(sig)
+        assert server.wait(timeout=15) == 0 and server.stdout.read() == "ended\n"
+        assert not path.exists() and not path.with_suffix(".lock").exists()
+        assert [e.event for e in evidence(lab_state).share_events] == ["shared", "ended"]
     finally:
         server.kill()
         server.wait()
