@@ -39,7 +39,8 @@ class App(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.seen.append({"path": self.path, "headers": headers, "body": body})
         self.reply(200, b"got " + body, {"Content-Type": "text/plain"})
 
     def reply(self, status: int, body: bytes, headers: dict) -> None:

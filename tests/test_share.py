@@ -44,7 +44,8 @@ def test_a_link_opens_the_application_under_the_banner(start, application) -> No
         assert frame.headers["x-content-type-options"] == "nosniff"
         assert frame.headers["referrer-policy"] == "same-origin"
 
-        page = browser.get("/", headers={"Cookie": f"lmshare_{started.share.id}={browser.cookies.get('lmshare_' + started.share.id)}; app=1",
+        token = browser.cookies.get(f"lmshare_{started.share.id}")
+        page = browser.get("/", headers={"Cookie": f"lmshare_{started.share.id}={token}; app=1",
                                          "Referer": f"{started.share.url}/_labmgr/"})
         assert page.status_code == 200 and page.content == PAGE
         # the application's caching and framing rules are replaced by the share's
@@ -93,7 +94,8 @@ def test_nothing_but_the_application_goes_through(start, application) -> None:
     port = started.share.listen.rsplit(":", 1)[1]
     for request, status in [
         (f"GET http://10.0.0.1:22/ HTTP/1.1\r\nHost: 10.0.0.1:22\r\nCookie: {cookie}\r\n\r\n", b"400"),
-        (f"GET http://app01.shop.test:5432/ HTTP/1.1\r\nHost: app01.shop.test:5432\r\nCookie: {cookie}\r\n\r\n", b"400"),
+        (f"GET http://app01.shop.test:5432/ HTTP/1.1\r\nHost: app01.shop.test:5432\r\nCookie: {cookie}\r\n\r\n",
+         b"400"),
         (f"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\nCookie: {cookie}\r\n\r\n", b"405"),
         (f"GET / HTTP/1.1\r\nHost: app01.shop.test:{application.http_port}\r\nCookie: {cookie}\r\n\r\n", b"400"),
         (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n", b"200"),
@@ -170,7 +172,8 @@ def test_https_with_a_certificate_and_a_secure_cookie(start, tmp_path) -> None:
                    check=True, capture_output=True)
     started = start(tls=check_tls(cert, key))
     assert started.share.url.startswith("https://127.0.0.1:")
-    with httpx.Client(base_url=started.share.url, verify=ssl.create_default_context(cafile=str(cert)), timeout=10) as browser:
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(base_url=started.share.url, verify=trusted, timeout=10) as browser:
         opened = browser.get(started.links["alice"].removeprefix(started.share.url), follow_redirects=False)
         assert "secure" in opened.headers["set-cookie"].lower()
         assert browser.get("/").content == PAGE

@@ -100,7 +100,9 @@ class ShareSite:
         url = urlsplit(self.share.url)
         listen_host, _, port = self.share.listen.rpartition(":")
         default = 443 if url.scheme == "https" else 80
-        names = {url.hostname, "localhost", "127.0.0.1"} | ({listen_host} if listen_host not in ("0.0.0.0", "") else set())
+        names = {url.hostname, "localhost", "127.0.0.1"}
+        if listen_host not in ("0.0.0.0", "::", ""):
+            names.add(listen_host)
         out = {f"{n}:{port}" for n in names if n} | {f"{url.hostname}:{url.port or default}"}
         if int(port) == (url.port or default):
             out.add(url.hostname)
@@ -210,7 +212,7 @@ class ShareSite:
     # the application -----------------------------------------------------------------
     async def proxy(self, request: Request) -> Response:
         person = self.person(request.cookies.get(self.cookie))
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
@@ -220,8 +222,8 @@ class ShareSite:
             target += f"?{request.url.query}"
         headers = self.upstream.request_headers(request.scope["headers"], self.origin, self.cookie)
         try:
-            upstream = await self.upstream.forward(request.method, target, headers, body)
-        except (httpcore.ConnectError, httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError) as exc:
+            upstream = await self.upstream.forward(request.method, target, headers, bytes(body))
+        except (httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError) as exc:
             self.journal.event(person.name, "page", f"{request.method} {target}: lab server not reached: {exc}")
             raise Refused(502, "The application does not answer",
                           f"{self.share.hostname} in the lab did not answer ({exc}). Try again in a moment.") from None
