@@ -5,132 +5,27 @@ revocation, what is refused, headers, what reaches the application, sign-offs in
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
-from websockets.sync.server import serve as ws_serve
 
-from labmgr.access.login import Target
 from labmgr.access.share import state
-from labmgr.access.share.serve import check_tls, open_share, parse_duration, people_names, serve
+from labmgr.access.share.serve import check_tls
 from labmgr.errors import LabError
 from labmgr.history import History
-from labmgr.lab import records
 from labmgr.report import render_report
 
-from helpers import labmgr, one_line_error
-
-LAB = "lmh-unit"
-POINT = "2026-11-21T08:00Z"
-PAGE = b"<html><body><h1>Invoices</h1><footer>shop v1.4.2</footer></body></html>"
-
-
-class App(BaseHTTPRequestHandler):
-    """The lab's application: records what it is sent."""
-
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self.server.seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
-        if self.path == "/moved":
-            self.reply(302, b"", {"Location": "http://app01.shop.test/landing?x=1"})
-        else:
-            self.reply(200, PAGE, {"Content-Type": "text/html", "Cache-Control": "max-age=3600",
-                                   "X-Frame-Options": "DENY", "Set-Cookie": "app=1; Path=/"})
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-        self.reply(200, b"got " + body, {"Content-Type": "text/plain"})
-
-    def reply(self, status: int, body: bytes, headers: dict) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def application():
-    web = ThreadingHTTPServer(("127.0.0.1", 0), App)
-    web.seen = []
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-
-    def echo(connection) -> None:
-        for message in connection:
-            connection.send(f"lab says {message}")
-    sockets = ws_serve(echo, "127.0.0.1", 0)
-    threading.Thread(target=sockets.serve_forever, daemon=True).start()
-    yield SimpleNamespace(web=web, http_port=web.server_address[1], ws_port=sockets.socket.getsockname()[1])
-    web.shutdown()
-    sockets.shutdown()
-
-
-@pytest.fixture
-def lab_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABMGR_STATE_DIR", str(tmp_path / "state"))
-    records.lab_dir(LAB).mkdir(parents=True)
-    return SimpleNamespace(env=SimpleNamespace(name="shop", dumps=SimpleNamespace(store=str(tmp_path / "store"))),
-                           store=tmp_path / "store")
-
-
-@pytest.fixture
-def start(lab_state, application):
-    """Start a share of the application (port 'http' or 'ws'); every server is stopped after the test."""
-    running = []
-
-    def start_one(port="http", lifetime=timedelta(hours=1), who=("alice", "bob"), tls=None):
-        upstream_port = {"http": application.http_port, "ws": application.ws_port}.get(port, port)
-        target = Target(SimpleNamespace(name="app", hostname="app01.shop.test"), "127.0.0.1", None)
-        started = open_share(LAB, lab_state.env, target, upstream_port,
-                             lambda: socket.create_connection(("127.0.0.1", upstream_port)), lifetime, list(who),
-                             ("127.0.0.1", 0), None, tls, point_of=lambda: POINT)
-        servers = []
-        thread = threading.Thread(target=serve, args=(started, servers.append), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not (servers and servers[0].started):
-            assert time.monotonic() < deadline, "the share server did not start"
-            time.sleep(0.02)
-        running.append((servers[0], thread))
-        return started
-    yield start_one
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def client(started) -> httpx.Client:
-    return httpx.Client(base_url=started.share.url, follow_redirects=False, timeout=10)
-
-
-def raw(started, request: bytes) -> bytes:
-    host, port = started.share.listen.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(request)
-        return sock.recv(65536)
-
-
-def evidence(lab_state):
-    with History(lab_state.store) as history:
-        return history.evidence(LAB, "shop")
+from helpers import labmgr
+from share_helpers import (LAB, PAGE, POINT, application, client, evidence, evidence_of,  # noqa: F401
+                           lab_state, raw, start)
 
 
 def test_a_link_opens_the_application_under_the_banner(start, application) -> None:
@@ -149,7 +44,8 @@ def test_a_link_opens_the_application_under_the_banner(start, application) -> No
         assert frame.headers["x-content-type-options"] == "nosniff"
         assert frame.headers["referrer-policy"] == "same-origin"
 
-        page = browser.get("/", headers={"Cookie": f"lmshare_{started.share.id}={browser.cookies.get('lmshare_' + started.share.id)}; app=1",
+        token = browser.cookies.get(f"lmshare_{started.share.id}")
+        page = browser.get("/", headers={"Cookie": f"lmshare_{started.share.id}={token}; app=1",
                                          "Referer": f"{started.share.url}/_labmgr/"})
         assert page.status_code == 200 and page.content == PAGE
         # the application's caching and framing rules are replaced by the share's
@@ -198,7 +94,8 @@ def test_nothing_but_the_application_goes_through(start, application) -> None:
     port = started.share.listen.rsplit(":", 1)[1]
     for request, status in [
         (f"GET http://10.0.0.1:22/ HTTP/1.1\r\nHost: 10.0.0.1:22\r\nCookie: {cookie}\r\n\r\n", b"400"),
-        (f"GET http://app01.shop.test:5432/ HTTP/1.1\r\nHost: app01.shop.test:5432\r\nCookie: {cookie}\r\n\r\n", b"400"),
+        (f"GET http://app01.shop.test:5432/ HTTP/1.1\r\nHost: app01.shop.test:5432\r\nCookie: {cookie}\r\n\r\n",
+         b"400"),
         (f"CONNECT 10.0.0.1:22 HTTP/1.1\r\nHost: 10.0.0.1:22\r\nCookie: {cookie}\r\n\r\n", b"405"),
         (f"GET / HTTP/1.1\r\nHost: app01.shop.test:{application.http_port}\r\nCookie: {cookie}\r\n\r\n", b"400"),
         (f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n", b"200"),
@@ -208,18 +105,6 @@ def test_nothing_but_the_application_goes_through(start, application) -> None:
     assert len(application.web.seen) == 1              # only the last, proper request reached it
     refused = [e for e in evidence_of(started) if e.event == "refused"]
     assert len(refused) == 4 and "10.0.0.1:22" in refused[0].detail
-
-
-def evidence_of(started):
-    time.sleep(0.3)                 # the journal's thread writes behind the server
-    with History(_store(started)) as history:
-        return history.evidence(LAB, "shop").share_events
-
-
-def _store(started):
-    from labmgr.dumps.store import store_root
-
-    return store_root(started.journal.env)
 
 
 def test_links_expire_and_can_be_withdrawn(start) -> None:
@@ -287,7 +172,8 @@ def test_https_with_a_certificate_and_a_secure_cookie(start, tmp_path) -> None:
                    check=True, capture_output=True)
     started = start(tls=check_tls(cert, key))
     assert started.share.url.startswith("https://127.0.0.1:")
-    with httpx.Client(base_url=started.share.url, verify=ssl.create_default_context(cafile=str(cert)), timeout=10) as browser:
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(base_url=started.share.url, verify=trusted, timeout=10) as browser:
         opened = browser.get(started.links["alice"].removeprefix(started.share.url), follow_redirects=False)
         assert "secure" in opened.headers["set-cookie"].lower()
         assert browser.get("/").content == PAGE
@@ -320,45 +206,16 @@ def test_shares_lists_the_open_shares_of_a_lab(start, lab_state) -> None:
         "lab lmh-other has no open shares\n"
 
 
-def test_tokens_are_compared_in_constant_time(monkeypatch) -> None:
-    share = state.Share("s1", LAB, "shop", "app", "app01", "10.0.0.2", 80, "127.0.0.1:1", "http://x", "", "",
-                        people=[state.Person(n, state.token_hash(n * 8)) for n in ("a", "b", "c")])
-    compared = []
-    real = hmac.compare_digest
-    monkeypatch.setattr(state.hmac, "compare_digest", lambda x, y: compared.append(1) or real(x, y))
-    assert share.person_for("a" * 8).name == "a" and len(compared) == 3     # every hash, even after a match
-    assert share.person_for("nope") is None and len(compared) == 6
+def test_a_sign_off_that_cannot_be_written_says_so(start, lab_state, monkeypatch) -> None:
+    import sqlite3
 
-
-def test_bad_arguments_are_one_clear_line() -> None:
-    assert parse_duration("4h") == timedelta(hours=4) and parse_duration("90s") == timedelta(seconds=90)
-    for bad in ("4", "0h", "soon"):
-        with pytest.raises(LabError, match="is not a duration"):
-            parse_duration(bad)
-    assert people_names(3, None) == ["person 1", "person 2", "person 3"]
-    assert people_names(None, "alice, bob") == ["alice", "bob"]
-    with pytest.raises(LabError, match="not both"):
-        people_names(2, "alice")
-    with pytest.raises(LabError, match="each person once"):
-        people_names(None, "alice,alice")
-    with pytest.raises(LabError, match="not a usable name"):
-        people_names(None, "<script>")
-
-
-@pytest.mark.parametrize("args, message", [
-    (["app:80", "--for", "soon"], "--for 'soon' is not a duration"),
-    (["app"], "'app' is not SERVER:PORT"),
-    (["app:80", "--people", "2", "--names", "a"], "give --people N or --names a,b,c, not both"),
-    (["app:80", "--listen", "example.com:80"], "'example.com' is not an IP address of this machine"),
-    (["app:80"], "no lab named 'lmh-none'"),
-])
-def test_share_refuses_bad_input_in_one_line(args, message) -> None:
-    assert message in one_line_error(labmgr("share", "lmh-none", *args))
-
-
-def test_a_killed_servers_share_is_forgotten(lab_state) -> None:
-    share = state.Share("dead01", LAB, "shop", "app", "app01", "10.0.0.2", 80, "127.0.0.1:1", "http://x",
-                        "2026-11-21T08:00:00Z", "2026-11-21T12:00:00Z", pid=999999)
-    share.save()
-    share.path.with_suffix(".lock").touch()          # no process holds it
-    assert state.active_shares(LAB) == [] and not share.path.exists()
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+    started = start()
+    monkeypatch.setattr(History, "add_signoff", full)
+    with client(started) as browser:
+        browser.get(started.links["alice"].removeprefix(started.share.url))
+        answer = browser.post("/_labmgr/signoff", data={"verdict": "wrong", "note": "invoice 7"})
+        assert answer.status_code == 503 and "could not be recorded" in answer.text
+        assert "database or disk is full" in answer.text and ">invoice 7</textarea>" in answer.text
+        assert browser.get("/").status_code == 200          # the share goes on

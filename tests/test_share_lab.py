@@ -40,7 +40,9 @@ from labmgr.timeparse import format_point
 
 from helpers import REPO, invoicing_spec, labmgr, leftovers, psql
 
-pytestmark = pytest.mark.libvirt
+# setting up a production, a snapshot, a lab and a restore takes ~3.5 min on an idle 2-core machine,
+# several times that when other guests share its cores
+pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(1800)]
 LAB = "lmh-share"
 HOUR = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

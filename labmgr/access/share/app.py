@@ -3,9 +3,9 @@
 
 The gate refuses what a share never carries (CONNECT, requests for another host or port,
 absolute-form targets) and sets the headers every answer gets: no caching, no framing by
-other sites, no MIME sniffing, no referrer beyond the share itself. A link ``/s/TOKEN`` sets the person's cookie
-(HttpOnly, SameSite=Lax, Secure under TLS) and leads to the page with the banner; every
-other request needs that cookie, a person not revoked, and a share not expired.
+other sites, no MIME sniffing, no referrer beyond the share itself. A link ``/s/TOKEN`` sets
+the person's cookie (HttpOnly, SameSite=Lax, Secure under TLS) and leads to the page with the
+banner; every other request needs that cookie, a person not revoked, and a share not expired.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import parse_qs
 
+import anyio
 import httpcore
 import jinja2
 from starlette.applications import Starlette
@@ -71,7 +72,7 @@ class ShareSite:
             return await self.app(scope, receive, send)
         refused = self.gate(scope)
         if refused:
-            self.journal.event("", "refused", f"{refused.message} ({_client(scope)})")
+            self.journal.refused(f"{refused.message} ({_client(scope)})")
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 1008})
             return await self.page(refused)(scope, receive, self.headers_added(send, own=True))
@@ -99,7 +100,9 @@ class ShareSite:
         url = urlsplit(self.share.url)
         listen_host, _, port = self.share.listen.rpartition(":")
         default = 443 if url.scheme == "https" else 80
-        names = {url.hostname, "localhost", "127.0.0.1"} | ({listen_host} if listen_host not in ("0.0.0.0", "") else set())
+        names = {url.hostname, "localhost", "127.0.0.1"}
+        if listen_host not in ("0.0.0.0", "::", ""):
+            names.add(listen_host)
         out = {f"{n}:{port}" for n in names if n} | {f"{url.hostname}:{url.port or default}"}
         if int(port) == (url.port or default):
             out.add(url.hostname)
@@ -151,7 +154,7 @@ class ShareSite:
         try:
             person = self.person(token)
         except Refused as refused:
-            self.journal.event("", "refused", f"link: {refused.heading} ({_client(request.scope)})")
+            self.journal.refused(f"link: {refused.heading} ({_client(request.scope)})")
             raise
         self.journal.event(person.name, "opened", f"link ({_client(request.scope)})")
         response = RedirectResponse("/_labmgr/", status_code=303)
@@ -165,9 +168,10 @@ class ShareSite:
     async def signoff(self, request: Request) -> Response:
         person = self.person(request.cookies.get(self.cookie))
         if request.method == "GET":
-            return self.render("signoff.html.j2", person.name, verdict="", note="", error="", previous=[])
+            return self.render("signoff.html.j2", person.name, verdict="", note="", error="")
         origin = request.headers.get("origin")
-        if origin and origin != self.origin:
+        scheme = "https" if self.tls else "http"
+        if origin and origin != f"{scheme}://{request.headers.get('host', '')}":      # sent from another site
             raise Refused(403, "Not sent from this page", "Send your answer from the sign-off page itself.")
         body = await request.body()
         if len(body) > 16384:
@@ -176,15 +180,18 @@ class ShareSite:
         verdict, note = form.get("verdict", [""])[0], form.get("note", [""])[0].strip()[:2000]
         if verdict not in ("right", "wrong"):
             return self.render("signoff.html.j2", person.name, verdict="", note=note, error="Choose one answer.",
-                               previous=[], status=400)
+                               status=400)
         if verdict == "wrong" and not note:
-            return self.render("signoff.html.j2", person.name, verdict=verdict, note="", previous=[], status=400,
+            return self.render("signoff.html.j2", person.name, verdict=verdict, note="", status=400,
                                error="Say what is wrong, so it can be looked at.")
-        import anyio
-
         point = self.point_of()
         future = self.journal.sign_off(point, person.name, verdict, note or "my data is right")
-        signoff = await anyio.to_thread.run_sync(lambda: future.result(timeout=30))
+        try:
+            signoff = await anyio.to_thread.run_sync(lambda: future.result(timeout=30))
+        except Exception as exc:        # the history could not be written (a full disk): say so, keep the note
+            return self.render("signoff.html.j2", person.name, verdict=verdict, note=note, status=503,
+                               error=f"Your answer could not be recorded ({type(exc).__name__}: {exc}). "
+                                     "Please send it again in a moment.")
         return self.render("signed.html.j2", person.name, signoff=signoff)
 
     def render(self, template: str, person: str, status: int = 200, **values) -> HTMLResponse:
@@ -205,7 +212,7 @@ class ShareSite:
     # the application -----------------------------------------------------------------
     async def proxy(self, request: Request) -> Response:
         person = self.person(request.cookies.get(self.cookie))
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
@@ -215,8 +222,8 @@ class ShareSite:
             target += f"?{request.url.query}"
         headers = self.upstream.request_headers(request.scope["headers"], self.origin, self.cookie)
         try:
-            upstream = await self.upstream.forward(request.method, target, headers, body)
-        except (httpcore.ConnectError, httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError) as exc:
+            upstream = await self.upstream.forward(request.method, target, headers, bytes(body))
+        except (httpcore.TimeoutException, httpcore.ProtocolError, httpcore.NetworkError) as exc:
             self.journal.event(person.name, "page", f"{request.method} {target}: lab server not reached: {exc}")
             raise Refused(502, "The application does not answer",
                           f"{self.share.hostname} in the lab did not answer ({exc}). Try again in a moment.") from None

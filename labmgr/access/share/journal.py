@@ -9,20 +9,38 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from concurrent.futures import Future
 
 from ...history import ShareEvent, Signoff, history_for, now
+
+REFUSED_PER_MINUTE = 60
 
 
 class Journal:
     def __init__(self, env, lab: str, share: str) -> None:
         self.env, self.lab, self.share = env, lab, share
         self.jobs: queue.Queue = queue.Queue()
+        self._minute, self._kept, self._dropped = -1, 0, 0
         self.thread = threading.Thread(target=self._write, name="share-journal", daemon=True)
         self.thread.start()
 
     def event(self, person: str, event: str, detail: str = "") -> None:
         self.jobs.put(ShareEvent(self.share, person, event, detail[:500], now()))
+
+    def refused(self, detail: str) -> None:
+        """A refused request: at most REFUSED_PER_MINUTE are kept a minute, then one line says how many
+        more (someone trying tokens must not fill the history)."""
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:
+            if self._dropped:
+                self.event("", "refused", f"{self._dropped} more requests refused in that minute")
+            self._minute, self._kept, self._dropped = minute, 0, 0
+        if self._kept < REFUSED_PER_MINUTE:
+            self._kept += 1
+            self.event("", "refused", detail)
+        else:
+            self._dropped += 1
 
     def sign_off(self, point: str, person: str, verdict: str, note: str) -> Future:
         """Record a sign-off; the future gives the ``Signoff`` once it is in the history."""
@@ -31,6 +49,8 @@ class Journal:
         return done
 
     def close(self) -> None:
+        if self._dropped:
+            self.event("", "refused", f"{self._dropped} more requests refused in the last minute")
         self.jobs.put(None)
         self.thread.join(timeout=10)
 

@@ -75,11 +75,10 @@ class Upstream:
                 if not value:
                     continue
             elif name in ("referer", "origin"):
-                if not value.startswith(own_origin):
-                    continue                # a share's own page (with a token in its path), or another site
-                value = f"http://{self.authority}{value[len(own_origin):]}"
-                if name == "origin":
-                    value = f"http://{self.authority}"
+                path = value[len(own_origin):] if value.startswith(own_origin) else "?"
+                if path[:1] not in ("", "/") or path.startswith("/s/"):
+                    continue                # another site, or a link's own address (its token)
+                value = f"http://{self.authority}" + (path if name == "referer" else "")
             out.append((name.encode(), value.encode("latin-1")))
         return out
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import uvicorn
+
 from ...errors import LabError
 from ...lab import records
 from .. import login
@@ -123,10 +125,8 @@ def open_share(lab: str, env, target: login.Target, port: int, opener, lifetime:
 
 
 def serve(started: Started, on_server=None) -> None:
-    """Serve until Ctrl+C or SIGTERM (uvicorn handles both in the main thread; elsewhere, set the
-    server's ``should_exit``, which ``on_server`` receives); then remove the share's file."""
-    import uvicorn
-
+    """Serve until Ctrl+C or SIGTERM (in the main thread; elsewhere, set the server's ``should_exit``,
+    which ``on_server`` receives); then remove the share's file."""
     tls = {"ssl_certfile": str(started.tls[0]), "ssl_keyfile": str(started.tls[1])} if started.tls else {}
     config = uvicorn.Config(started.site, log_level="warning", lifespan="off", access_log=False,
                             proxy_headers=False, server_header=False, timeout_graceful_shutdown=3,
@@ -143,30 +143,24 @@ def serve(started: Started, on_server=None) -> None:
         started.sock.close()
 
 
-def _server_class():
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending on SIGINT or SIGTERM as a finished command (exit 0) rather than
+    re-raising the signal after its graceful shutdown, so the share's files are removed."""
 
-    class Server(uvicorn.Server):
-        """uvicorn's server, ending on SIGINT or SIGTERM as a finished command (exit 0) rather than
-        re-raising the signal after its graceful shutdown, so the share's files are removed."""
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
 
-        @contextlib.contextmanager
-        def capture_signals(self):
-            if threading.current_thread() is not threading.main_thread():
-                yield
-                return
-            stop = lambda *_: setattr(self, "should_exit", True)    # noqa: E731
-            originals = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-            try:
-                yield
-            finally:
-                for sig, handler in originals.items():
-                    signal.signal(sig, handler)
-    return Server
-
-
-def _Server(config):
-    return _server_class()(config)
+    def _stop(self, *_) -> None:
+        self.should_exit = True
 
 
 def default_url(host: str, port: int, tls: bool) -> str:

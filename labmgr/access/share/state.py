@@ -173,18 +173,22 @@ def revoke_person(lab: str, share_id: str, name: str) -> Share:
 
 
 def end_share(share: Share, wait: float = 10) -> None:
-    """Stop a share's server (SIGTERM), waiting until it let go of its lock."""
+    """Stop a share's server: SIGTERM, and SIGKILL if it still holds its lock after ``wait`` seconds
+    (``lab down`` must not stop half-way because a share hangs)."""
     lock = share.path.with_suffix(".lock")
-    try:
-        os.kill(share.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + wait
-    while _alive(lock):
-        if time.monotonic() > deadline:
-            raise LabError(f"share {share.id} of lab {share.lab} (pid {share.pid}) did not stop",
-                           hint=f"kill {share.pid}")
-        time.sleep(0.1)
+    for sig, patience in ((signal.SIGTERM, wait), (signal.SIGKILL, 5)):
+        try:
+            os.kill(share.pid, sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + patience
+        while _alive(lock) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _alive(lock):
+            break
+    else:
+        raise LabError(f"share {share.id} of lab {share.lab} (pid {share.pid}) did not stop",
+                       hint=f"kill -9 {share.pid}")
     share.path.unlink(missing_ok=True)
     lock.unlink(missing_ok=True)
 
