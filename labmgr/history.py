@@ -135,6 +135,8 @@ class LabEvidence:
     restores: list[Restored] = field(default_factory=list)
     runs: list[ProbeRun] = field(default_factory=list)
     signoffs: list[Signoff] = field(default_factory=list)
+    bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
+    mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
 
 
 class History:

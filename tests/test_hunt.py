@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -157,6 +158,35 @@ def test_bisection_finds_the_first_bad_hour_within_its_budget(day, lab, hypervis
     assert guest_hour(agent) == BAD - 1                  # the lab is left at the last good hour
     assert psql(agent, "SELECT count(*) FROM invoices WHERE no = 15") == "1"
     assert hour_of(records.load(LAB).point["at"]) == BAD - 1
+
+
+def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hypervisor) -> None:
+    """After the bisection the lab is at hour BAD - 1, where every probe below passes."""
+    env, spec, directory = day
+    record, agent = lab
+    result = labmgr("probe", LAB, "--probes", str(directory / "probes.yaml"), "--mutate", "--only",
+                    "invoice-numbers", "--only", "invoices-fresh", "--only", "sessions",
+                    "--json", str(directory / "mutate.json"), timeout=900)
+    assert result.returncode == 1, result.stderr        # one damage went unnoticed
+    score = json.loads((directory / "mutate.json").read_text())
+    assert (score["caught"], score["applied"]) == (4, 5), score
+    caught = {d["damage"]: d["caught_by"] for d in score["damages"]}
+    assert caught["a row from the middle of invoices is deleted"] == ["invoice-numbers"]
+    assert caught["table invoices is dropped"] == ["invoice-numbers", "invoices-fresh"]
+    assert caught["the newest created_at values of invoices move back past 2:00:00"] == ["invoices-fresh"]
+    assert caught[f"the file {SESSIONS}/sess_* emptied"] == ["sessions"]
+    assert score["blind"] == [f"nothing notices when the file {SESSIONS}/sess_* changed (on db)"]
+    assert "score 4/5 damages caught (80%)" in result.stdout
+    # back at its point: the same probe answers, the same data in the guest, no snapshot left behind
+    assert score["baseline"] == score["after"] == {"invoice-numbers": True, "invoices-fresh": True,
+                                                   "sessions": True}
+    assert guest_hour(agent) == BAD - 1
+    assert psql(agent, "SELECT count(*) FROM invoices") == str(10 * (BAD - 1))
+    assert "labmgr mutation" not in agent.run(["sh", "-c", f"cat {SESSIONS}/*"])
+    snapshots = subprocess.run(["virsh", "-c", "qemu:///system", "snapshot-list", record.servers["db"].domain,
+                                "--name"], capture_output=True, text=True, check=True).stdout.split()
+    assert "labmgr-previous" not in snapshots
+    assert "mutating" not in records.load(LAB).point
 
 
 def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
