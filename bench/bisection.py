@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bisection.py [--quick] [--record]
 
-One production server of the db test image works for N hours (24; --quick: 4)
+One production server of the db test image works for N hours (24; --quick: 3)
 and its PostgreSQL database is collected after each hour; from hour K on an
 invoice is missing. In one lab of it: `bisect` with the sequence_gaps probe
 (restores, seconds), then a full sweep that restores and probes every hour,
@@ -45,8 +45,8 @@ from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-HOURS = 4 if BENCH.quick else 24
-BAD = 3 if BENCH.quick else 17
+HOURS = 3 if BENCH.quick else 24
+BAD = 2 if BENCH.quick else 17
 T0 = datetime(2026, 1, 2, tzinfo=timezone.utc)
 LAB = "lmsbench-lab"
 PROBES = {"probes": [{"name": "invoice-numbers", "kind": "sequence_gaps", "server": "db", "table": "invoices",

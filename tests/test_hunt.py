@@ -33,18 +33,14 @@ pytestmark = pytest.mark.libvirt
 PREFIX = "lms-prod"
 LAB = "lms-lab"
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
-HOURS = range(1, 7)
-BAD = 4
+HOURS = range(1, 5)
+BAD = 3
 SESSIONS = "/var/lib/app/sessions"
 MARKER = "LMS-RANSOM-NOTE-7f3a"
 RULES = 'rule ransom_note { strings: $a = "LMS-RANSOM-NOTE-7f3a" condition: $a }\n'
 PROBES = {"probes": [
     {"name": "invoice-numbers", "kind": "sequence_gaps", "server": "db", "table": "invoices", "column": "no",
      "start": 1},
-    {"name": "invoice-count", "kind": "sql", "server": "db", "query": "SELECT count(*) FROM invoices",
-     "expect": {"at_least": 10}},
-    {"name": "invoices-fresh", "kind": "freshness", "server": "db", "table": "invoices", "column": "created_at",
-     "within": "2h"},
     {"name": "sessions", "kind": "command", "server": "db",
      "command": f"grep -l user {SESSIONS}/sess_* | wc -l", "output_matches": "^[1-9][0-9]*$"},
     # an even number of session files: good, bad, good ... by the hour: not monotone
@@ -121,7 +117,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
     result = labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"), "--json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
-    assert report["scanned"] == 12 and report["bytes"] > 0
+    assert report["scanned"] == 2 * len(HOURS) and report["bytes"] > 0
     flagged = {(hour_of(d["taken_at"]), d["source"]): [(f["rule"], f["member"]) for f in d["findings"]]
                for d in report["dumps"] if not d["clean"]}
     # the tar member that holds it, and the SQL text pg_restore made of the custom-format dump
@@ -129,7 +125,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
                        **{(h, "invoices"): [("ransom_note", "dump.sql")] for h in HOURS if h >= BAD}}
     again = json.loads(labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"),
                               "--json").stdout)
-    assert (again["scanned"], again["cached"]) == (0, 12)
+    assert (again["scanned"], again["cached"]) == (0, 2 * len(HOURS))
 
 
 def test_last_clean_restores_the_hour_before_the_marker(day, lab) -> None:
@@ -165,21 +161,19 @@ def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hyp
     env, spec, directory = day
     record, agent = lab
     result = labmgr("probe", LAB, "--probes", str(directory / "probes.yaml"), "--mutate", "--only",
-                    "invoice-numbers", "--only", "invoices-fresh", "--only", "sessions",
+                    "invoice-numbers", "--only", "sessions",
                     "--json", str(directory / "mutate.json"), timeout=900)
     assert result.returncode == 1, result.stderr        # one damage went unnoticed
     score = json.loads((directory / "mutate.json").read_text())
-    assert (score["caught"], score["applied"]) == (4, 5), score
+    assert (score["caught"], score["applied"]) == (3, 4), score
     caught = {d["damage"]: d["caught_by"] for d in score["damages"]}
     assert caught["a row from the middle of invoices is deleted"] == ["invoice-numbers"]
-    assert caught["table invoices is dropped"] == ["invoice-numbers", "invoices-fresh"]
-    assert caught["the newest created_at values of invoices move back past 2:00:00"] == ["invoices-fresh"]
+    assert caught["table invoices is dropped"] == ["invoice-numbers"]
     assert caught[f"the file {SESSIONS}/sess_* emptied"] == ["sessions"]
     assert score["blind"] == [f"nothing notices when the file {SESSIONS}/sess_* changed (on db)"]
-    assert "score 4/5 damages caught (80%)" in result.stdout
+    assert "score 3/4 damages caught (75%)" in result.stdout
     # back at its point: the same probe answers, the same data in the guest, no snapshot left behind
-    assert score["baseline"] == score["after"] == {"invoice-numbers": True, "invoices-fresh": True,
-                                                   "sessions": True}
+    assert score["baseline"] == score["after"] == {"invoice-numbers": True, "sessions": True}
     assert guest_hour(agent) == BAD - 1
     assert psql(agent, "SELECT count(*) FROM invoices") == str(10 * (BAD - 1))
     assert "labmgr mutation" not in agent.run(["sh", "-c", f"cat {SESSIONS}/*"])
