@@ -67,7 +67,7 @@ def main() -> None:
         taken = None
         env = None
         try:
-            agent = hypervisor.domain(production.domain_name(production.servers[0])).agent(timeout=60)
+            agent = hypervisor.domain(production.domain_name(production.servers[0])).agent(timeout=300)
             agent.run(["sh", "-c", "for i in $(seq 120); do pg_isready -q && exit 0; sleep 1; done; exit 1"])
             agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
             psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")

@@ -60,7 +60,7 @@ def day(hypervisor, db_image, tmp_path_factory):
         prod.ProdServer("db", "db01.shop.test", "10.151.0.11", "52:54:00:97:01:11", memory=768)])
     prod.create(hypervisor, environment, db_image)
     try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
         agent.run(["sh", "-c", "for i in $(seq 120); do pg_isready -q && exit 0; sleep 1; done; exit 1"])
         agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
         psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
@@ -100,7 +100,7 @@ def lab(hypervisor, day):
     taken = capture(env)
     try:
         record = lab_up(env, spec, name=LAB)
-        yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+        yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=300)
     finally:
         lab_down(LAB, hypervisor_uri="qemu:///system")
         delete_snapshot(env.name, taken.id)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..errors import LabError
+from ..errors import LabError, LabmgrError
 from ..history import history_for, now
 from ..hypervisor import connect
 from ..probes import load_probes, run_probes
@@ -156,7 +156,10 @@ def _one(damage: Damage, record, env, probes: list, domains: dict, baseline: dic
     if domain is None:
         return Outcome(damage, False, error=f"lab {record.name} has no server {damage.server}")
     try:
-        result = domain.agent(timeout=30).exec(list(damage.argv), timeout=60)
+        try:
+            result = domain.agent(timeout=30).exec(list(damage.argv), timeout=120)
+        except LabmgrError as exc:      # not made (or not known to be): not counted; the revert below still runs
+            return Outcome(damage, False, error=str(exc))
         if not result.ok:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.exit_code}"]
             return Outcome(damage, False, error=tail[0])
