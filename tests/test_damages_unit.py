@@ -71,3 +71,36 @@ def test_a_drill_plan_asks_for_mutation_and_its_score_reaches_prometheus(tmp_pat
             samples["labmgr_mutation_score"]) == (4, 5, 0.8)
     summary.mutation = None
     assert "labmgr_mutation" not in render(summary)
+
+
+def test_bisections_and_mutation_scores_reach_the_report(tmp_path) -> None:
+    """History rows as bisect and probe --mutate write them, read back into a lab's report (no VM)."""
+    from datetime import datetime, timezone
+
+    import yaml
+
+    from labmgr.history import history_for
+    from labmgr.lab import bisect, mutate
+    from labmgr.lab.evidence import evidence_for
+    from labmgr.probes.damages import Damage
+    from labmgr.report import render_report
+    from labmgr.spec.model import DumpSettings
+
+    shop = env().model_copy(update={"dumps": DumpSettings(store=tmp_path / "store")})
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(yaml.safe_dump(shop.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    with history_for(shop) as history:
+        history.record_lab("shop-1", "shop", "snap", "2026-11-21T00:00:00+00:00", {"boot": 1.0})
+    t = datetime(2026, 11, 21, 3, tzinfo=timezone.utc)
+    result = bisect.Bisection("shop-1", 4, 4, bisect.FOUND, t, t.replace(hour=4),
+                              [bisect.Step(t.replace(hour=5), False, 3.0, ["invoice-numbers"]),
+                               bisect.Step(t, True, 2.5)], restores=4)
+    bisect._record(shop, result, "invoice-numbers", "2026-11-21T10:00:00Z")
+    drop = Damage("k", "db", "table invoices is dropped", ("true",))
+    score = mutate.MutationScore("shop-1", "2026-11-21T03:00Z", [mutate.Outcome(drop, True, ["invoice-numbers"]),
+                                                                  mutate.Outcome(drop, True, [])])
+    mutate._record(shop, score)
+    report = render_report(evidence_for("shop-1", spec), "md", "now")
+    assert "**found**; last good hour 2026-11-21T03:00Z, first bad hour 2026-11-21T04:00Z; 4 restores" in report
+    assert "| 1 | 2026-11-21T05:00Z | **bad** | 3.0 | invoice-numbers |" in report
+    assert "**1 of 2** damages caught" in report and "| table invoices is dropped | db | **missed** |" in report

@@ -191,3 +191,13 @@ def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
     assert result.returncode == 1, result.stderr
     assert "contradict" in result.stdout and "sweep" in result.stdout
     assert guest_hour(agent) == HOURS[-1]      # left at the (good) last hour, not at a bad one
+
+
+def test_the_report_holds_the_bisections_and_the_mutation_score(day, lab, tmp_path) -> None:
+    """Runs last: reads what the tests above left in the history (no VM work)."""
+    result = labmgr("report", LAB, "--format", "md", "-o", str(tmp_path / "report.md"))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert "## Bisections" in report and "**found**" in report and "**non-monotone**" in report
+    assert f"first bad hour {format_point(T0 + timedelta(hours=BAD))}" in report
+    assert "**3 of 4** damages caught" in report and "**missed**" in report
