@@ -151,6 +151,8 @@ class LabEvidence:
     runs: list[ProbeRun] = field(default_factory=list)
     signoffs: list[Signoff] = field(default_factory=list)
     share_events: list[ShareEvent] = field(default_factory=list)
+    bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
+    mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
 
 
 class History:

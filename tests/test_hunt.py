@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -32,18 +33,14 @@ pytestmark = pytest.mark.libvirt
 PREFIX = "lms-prod"
 LAB = "lms-lab"
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
-HOURS = range(1, 7)
-BAD = 4
+HOURS = range(1, 5)
+BAD = 3
 SESSIONS = "/var/lib/app/sessions"
 MARKER = "LMS-RANSOM-NOTE-7f3a"
 RULES = 'rule ransom_note { strings: $a = "LMS-RANSOM-NOTE-7f3a" condition: $a }\n'
 PROBES = {"probes": [
     {"name": "invoice-numbers", "kind": "sequence_gaps", "server": "db", "table": "invoices", "column": "no",
      "start": 1},
-    {"name": "invoice-count", "kind": "sql", "server": "db", "query": "SELECT count(*) FROM invoices",
-     "expect": {"at_least": 10}},
-    {"name": "invoices-fresh", "kind": "freshness", "server": "db", "table": "invoices", "column": "created_at",
-     "within": "2h"},
     {"name": "sessions", "kind": "command", "server": "db",
      "command": f"grep -l user {SESSIONS}/sess_* | wc -l", "output_matches": "^[1-9][0-9]*$"},
     # an even number of session files: good, bad, good ... by the hour: not monotone
@@ -63,7 +60,7 @@ def day(hypervisor, db_image, tmp_path_factory):
         prod.ProdServer("db", "db01.shop.test", "10.151.0.11", "52:54:00:97:01:11", memory=768)])
     prod.create(hypervisor, environment, db_image)
     try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
         agent.run(["sh", "-c", "for i in $(seq 120); do pg_isready -q && exit 0; sleep 1; done; exit 1"])
         agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
         psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
@@ -103,7 +100,7 @@ def lab(hypervisor, day):
     taken = capture(env)
     try:
         record = lab_up(env, spec, name=LAB)
-        yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+        yield record, hypervisor.domain(record.servers["db"].domain).agent(timeout=300)
     finally:
         lab_down(LAB, hypervisor_uri="qemu:///system")
         delete_snapshot(env.name, taken.id)
@@ -120,7 +117,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
     result = labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"), "--json")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
-    assert report["scanned"] == 12 and report["bytes"] > 0
+    assert report["scanned"] == 2 * len(HOURS) and report["bytes"] > 0
     flagged = {(hour_of(d["taken_at"]), d["source"]): [(f["rule"], f["member"]) for f in d["findings"]]
                for d in report["dumps"] if not d["clean"]}
     # the tar member that holds it, and the SQL text pg_restore made of the custom-format dump
@@ -128,7 +125,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
                        **{(h, "invoices"): [("ransom_note", "dump.sql")] for h in HOURS if h >= BAD}}
     again = json.loads(labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"),
                               "--json").stdout)
-    assert (again["scanned"], again["cached"]) == (0, 12)
+    assert (again["scanned"], again["cached"]) == (0, 2 * len(HOURS))
 
 
 def test_last_clean_restores_the_hour_before_the_marker(day, lab) -> None:
@@ -159,6 +156,33 @@ def test_bisection_finds_the_first_bad_hour_within_its_budget(day, lab, hypervis
     assert hour_of(records.load(LAB).point["at"]) == BAD - 1
 
 
+def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hypervisor) -> None:
+    """After the bisection the lab is at hour BAD - 1, where every probe below passes."""
+    env, spec, directory = day
+    record, agent = lab
+    result = labmgr("probe", LAB, "--probes", str(directory / "probes.yaml"), "--mutate", "--only",
+                    "invoice-numbers", "--only", "sessions",
+                    "--json", str(directory / "mutate.json"), timeout=900)
+    assert result.returncode == 1, result.stderr        # one damage went unnoticed
+    score = json.loads((directory / "mutate.json").read_text())
+    assert (score["caught"], score["applied"]) == (3, 4), score
+    caught = {d["damage"]: d["caught_by"] for d in score["damages"]}
+    assert caught["a row from the middle of invoices is deleted"] == ["invoice-numbers"]
+    assert caught["table invoices is dropped"] == ["invoice-numbers"]
+    assert caught[f"the file {SESSIONS}/sess_* emptied"] == ["sessions"]
+    assert score["blind"] == [f"nothing notices when the file {SESSIONS}/sess_* changed (on db)"]
+    assert "score 3/4 damages caught (75%)" in result.stdout
+    # back at its point: the same probe answers, the same data in the guest, no snapshot left behind
+    assert score["baseline"] == score["after"] == {"invoice-numbers": True, "sessions": True}
+    assert guest_hour(agent) == BAD - 1
+    assert psql(agent, "SELECT count(*) FROM invoices") == str(10 * (BAD - 1))
+    assert "labmgr mutation" not in agent.run(["sh", "-c", f"cat {SESSIONS}/*"])
+    snapshots = subprocess.run(["virsh", "-c", "qemu:///system", "snapshot-list", record.servers["db"].domain,
+                                "--name"], capture_output=True, text=True, check=True).stdout.split()
+    assert "labmgr-previous" not in snapshots
+    assert "mutating" not in records.load(LAB).point
+
+
 def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
     env, spec, directory = day
     record, agent = lab
@@ -167,3 +191,13 @@ def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
     assert result.returncode == 1, result.stderr
     assert "contradict" in result.stdout and "sweep" in result.stdout
     assert guest_hour(agent) == HOURS[-1]      # left at the (good) last hour, not at a bad one
+
+
+def test_the_report_holds_the_bisections_and_the_mutation_score(day, lab, tmp_path) -> None:
+    """Runs last: reads what the tests above left in the history (no VM work)."""
+    result = labmgr("report", LAB, "--format", "md", "-o", str(tmp_path / "report.md"))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    assert "## Bisections" in report and "**found**" in report and "**non-monotone**" in report
+    assert f"first bad hour {format_point(T0 + timedelta(hours=BAD))}" in report
+    assert "**3 of 4** damages caught" in report and "**missed**" in report

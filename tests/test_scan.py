@@ -148,3 +148,31 @@ def test_bad_rules_and_the_command_line(tmp_path, rules) -> None:
     assert "MB/s" in result.stdout
     error = one_line_error(labmgr("dumps", "scan", str(spec), "--rules", str(bad)))
     assert "bad.yar" in error
+
+
+def test_last_clean_is_the_newest_scanned_clean_hour_whose_probes_passed(tmp_path, rules) -> None:
+    from labmgr.dumps.errors import DumpError as Error
+    from labmgr.history import history_for
+    from labmgr.lab.lastclean import last_clean_point, resolve_point
+    from labmgr.timeparse import format_point
+
+    env = environment(tmp_path / "store")
+    fill_day(env, bad_from=3)
+    with store_for(env) as store:
+        with pytest.raises(Error, match="6 not scanned"):       # nothing scanned yet: nothing is known clean
+            last_clean_point(env, store)
+    scan_dumps(env, rules)
+    with store_for(env) as store:
+        assert resolve_point(env, store, " Last-Clean ") == T0 + timedelta(hours=2)
+        with history_for(env) as history:       # the probes failed at 02:00: it is not clean
+            history.record_probe_run("lab", env.name, format_point(T0 + timedelta(hours=2, minutes=30)),
+                                     "s", "f", 1, [])
+        assert last_clean_point(env, store) == T0 + timedelta(hours=1)
+        with history_for(env) as history:       # probed again and passed: the newest run counts
+            history.record_probe_run("lab", env.name, format_point(T0 + timedelta(hours=2)), "s", "f", 0, [])
+        assert last_clean_point(env, store) == T0 + timedelta(hours=2)
+        # a new hour not scanned yet does not count as clean
+        store.write("app", "sessions", "files", T0 + timedelta(hours=6), [tar_of({"sess_x": b"x"})],
+                    collector="agent")
+        store.write("app", "crm", "mariadb", T0 + timedelta(hours=6), [b"new"], collector="agent")
+        assert last_clean_point(env, store) == T0 + timedelta(hours=2)

@@ -88,6 +88,7 @@ class World:
     failing_points: set[str] = field(default_factory=set)        # probes fail at these points
     restore_error: Exception | None = None                       # raised by restore, after the revert stage
     reverted: list[str] = field(default_factory=list)             # servers put back at the previous point
+    flagged: set[datetime] = field(default_factory=set)          # hours a YARA rule matched in
 
 
 class FakeBackend:
@@ -241,6 +242,30 @@ class FakeBackend:
             raise
         self.world.labs[lab] = replace(row, point=format_point(at))
         return format_point(at)
+
+    def flagged_hours(self, spec: Path) -> set[datetime]:
+        answer = self._enter("flagged_hours", spec)
+        return answer if answer is not NotImplemented else set(self.world.flagged)
+
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter) -> str:
+        """Like the core: the newest hour is bad, the failing points are bad, the lab ends at the last good."""
+        answer = self._enter("bisect", lab, probes_file, until)
+        if answer is not NotImplemented:
+            return answer
+        hours = sorted(h for h in self.world.verdicts if until is None or h <= until)
+        bad = [h for h in hours if format_point(h) in self.world.failing_points or not self.world.verdicts[h]]
+        if not hours or not bad:
+            return "every probed hour is good"
+        first_bad = bad[0]
+        good = [h for h in hours if h < first_bad]
+        with reporter.step(f"bisect {len(hours)} hours", total=len(hours)) as step:
+            for hour in hours:
+                reporter.note(f"{format_point(hour)}: {'bad' if hour in bad else 'good'}")
+                step.advance()
+        if not good:
+            return f"the first hour {format_point(hours[0])} is already bad"
+        self.world.labs[lab] = replace(self._lab(lab), point=format_point(good[-1]))
+        return f"last good hour {format_point(good[-1])}, first bad hour {format_point(first_bad)}"
 
     # probes -----------------------------------------------------------------------
     def probe_run(self, lab: str) -> ProbeRun | None:

@@ -295,9 +295,15 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
               help="also write the results as JSON")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="also write JUnit XML (Jenkins, GitLab)")
+@click.option("--mutate", is_flag=True, help="damage the lab in the ways each probe should catch, probe, revert; "
+              "report caught/applied and the damages nothing caught (docs/probes.md)")
 def probe(name: str, probes_file: Path, only: tuple[str, ...], json_path: Path | None,
-          junit_path: Path | None) -> int:
+          junit_path: Path | None, mutate: bool) -> int:
     """Run the probes in a lab; exit 0 all passed, 1 a probe failed, 2 they could not run."""
+    if mutate:
+        from .mutate import probe_mutate
+
+        return probe_mutate(name, probes_file, list(only) or None, json_path)
     from ..lab.probing import probe_lab
     from ..notify import write_junit
     from ..probes.report import summary_lines, to_json

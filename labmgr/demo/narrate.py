@@ -104,6 +104,10 @@ def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list
         f"  labmgr report {lab} --format html -o {lab}.html",
         f"  labmgr dumps list {folder / SPEC}",
         f"  labmgr run {folder / PLAN}        # the drill again, as a nightly job would",
+        f"  labmgr bisect {lab} --probes {folder / PROBES} --probe invoice-numbers --to {format_point(hour)}"
+        "        # last good and first bad hour up to the bad one, in about log2(hours) + 2 restores",
+        f"  labmgr probe {lab} --probes {folder / PROBES} --mutate        # how much the probes catch: each "
+        "damage they should notice, the score, and what nothing notices",
         "  labmgr demo down        # removes everything the demo made (keeps the cached image)",
         "  For your own environment: copy examples/demo/ and read docs/demo.md.",
     ]

@@ -54,6 +54,7 @@ class Plan(Strict):
     keep: Keep | None = None             # keep the lab for people, with a lease
     report: Reports | None = None
     notify: Notify = Notify()
+    mutate: bool = False                 # after the last point: probe --mutate (score into report and metrics)
 
     @field_validator("points")
     @classmethod

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from .. import locks, paths
 from ..dumps.errors import DumpError
 from ..dumps.store import store_for
-from ..errors import LabmgrError
+from ..errors import LabError, LabmgrError
 from ..history import history_for, now
 from ..lab import records
 from ..lab.evidence import evidence_for
@@ -101,6 +101,22 @@ def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter, drill_lock:
                 result.name = f"{summary.point} {result.name}"
             summary.results.append(result)
         summary.exit_code = max(summary.exit_code, probed.exit_code)
+    if plan.mutate:
+        _mutate(record.name, plan, summary, reporter)
+
+
+def _mutate(lab: str, plan: Plan, summary: RunSummary, reporter: Reporter) -> None:
+    """How much the probes catch, at the drill's last point; a low score does not fail the drill."""
+    from ..lab.mutate import mutate_lab
+
+    begun = time.monotonic()
+    score = mutate_lab(lab, plan.probes, reporter=reporter)
+    summary.mutation = {"caught": score.caught, "applied": score.applied, "score": round(score.score, 3),
+                        "blind": score.blind, "restored": score.restored,
+                        "seconds": round(time.monotonic() - begun, 2)}   # not a stage: no part of the RTO
+    if not score.restored:
+        raise LabError(f"lab {lab} answers its probes differently after the mutation test",
+                       hint=f"restore it: 'labmgr lab restore {lab} --at {summary.point}'")
 
 
 def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:

@@ -83,6 +83,8 @@ class ScanBook:
 
     def flagged_hours(self, since: datetime, until: datetime) -> set[datetime]:
         """Hours in [since, until) holding a dump some scan found something in (for the timeline)."""
+        if self.db.execute("SELECT 1 FROM dump_scans WHERE findings != '[]' LIMIT 1").fetchone() is None:
+            return set()            # the usual case: nothing ever matched, no join over the year's dumps
         rows = self.db.execute(
             "SELECT DISTINCT d.taken_at / 3600 FROM dumps d JOIN dump_scans s ON s.dump_sha256 = d.sha256 "
             "WHERE d.taken_at >= ? AND d.taken_at < ? AND s.findings != '[]'",

@@ -30,6 +30,8 @@ from ..dumps.errors import DumpError
 from ..dumps.store import store_for
 from ..errors import LabError
 from ..history import history_for, now
+from ..probes import load_probes
+from ..probes.runner import select
 from ..progress import SILENT, Reporter
 from ..spec import load_environment
 from ..timeparse import format_point, parse_point
@@ -85,6 +87,7 @@ def bisect_lab(name: str, probes_file: Path, probe: str | None = None, since: st
     if record.state != "up":
         raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
     env = load_environment(record.spec)
+    select(load_probes(probes_file, env), probe)      # a bad file or probe name fails before any restore
     with store_for(env) as store:
         points = restorable_points(env, store, since and parse_point(since), until and parse_point(until))
     if not points:
@@ -105,10 +108,11 @@ def bisect_lab(name: str, probes_file: Path, probe: str | None = None, since: st
         if not probed:
             return verdicts[index]
         summary = probe_lab(name, probes_file, [probe] if probe else None)
-        passed = summary.exit_code == 0
+        # good: every critical probe passed (or the one probe asked for, whatever its severity)
+        passed = all(r.passed for r in summary.results if probe or r.severity == "critical")
         verdicts[index] = passed
         step = Step(points[index], passed, round(time.monotonic() - step_started, 2),
-                    [r.name for r in summary.results if not r.passed and r.severity == "critical"])
+                    [r.name for r in summary.results if not r.passed and (probe or r.severity == "critical")])
         result.steps.append(step)
         reporter.note(f"{format_point(step.point)}: {'good' if passed else 'bad'}"
                       + (f" ({', '.join(step.failed)} failed)" if step.failed else ""))
@@ -181,12 +185,13 @@ def _record(env, result: Bisection, probe: str | None, started: str) -> None:
                  json.dumps(steps)))
 
 
-def bisections(env) -> list[dict]:
-    """The recorded bisections of ``env``, oldest first (for the report)."""
+def bisections(env, lab: str, since: str = "") -> list[dict]:
+    """The bisections recorded for ``lab`` (for its report), oldest first."""
     with history_for(env) as history:
         history.db.executescript(SCHEMA)
         rows = history.db.execute("SELECT lab, probes, started_at, verdict, last_good, first_bad, restores, budget, "
-                                  "steps FROM history_bisections WHERE environment = ? ORDER BY id", (env.name,))
+                                  "steps FROM history_bisections WHERE environment = ? AND lab = ? "
+                                  "AND started_at >= ? ORDER BY id", (env.name, lab, since)).fetchall()
         keys = ("lab", "probes", "started_at", "verdict", "last_good", "first_bad", "restores", "budget", "steps")
         return [{**dict(zip(keys, row)), "steps": json.loads(row[-1])} for row in rows]
 

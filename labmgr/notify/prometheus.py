@@ -30,6 +30,9 @@ _HELP = {
     "labmgr_last_run_timestamp_seconds": "Unix time the last drill finished.",
     LAST_SUCCESS: "Unix time the last successful drill finished.",
     "labmgr_rpo_seconds": "Age of the restored point when the drill ran (recovery point).",
+    "labmgr_mutation_caught": "Damages the probes caught in the drill's mutation test (probe --mutate).",
+    "labmgr_mutation_applied": "Damages made in the drill's mutation test.",
+    "labmgr_mutation_score": "Caught / applied damages of the drill's mutation test (0..1).",
 }
 
 
@@ -75,6 +78,9 @@ def render(summary: RunSummary, previous_last_success: float | None = None) -> s
         sample(LAST_SUCCESS, last_success, environment=env)
     if summary.rpo_seconds is not None:
         sample("labmgr_rpo_seconds", summary.rpo_seconds, environment=env)
+    if summary.mutation:
+        for key in ("caught", "applied", "score"):
+            sample(f"labmgr_mutation_{key}", summary.mutation[key], environment=env)
     return generate_latest(registry).decode("utf-8")
 
 

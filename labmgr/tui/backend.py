@@ -8,7 +8,7 @@ functions the command line calls; tests pass a fake with the same methods.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -71,6 +71,8 @@ class Backend(Protocol):
     def complete_hours(self, spec: Path, since: datetime, until: datetime) -> list[datetime]: ...
     def verdicts(self, lab: str) -> dict[datetime, bool]: ...
     def restore(self, lab: str, at: datetime, reporter: Reporter) -> str: ...
+    def flagged_hours(self, spec: Path) -> set[datetime]: ...
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter: Reporter) -> str: ...
     # probes
     def probe_run(self, lab: str) -> ProbeRun | None: ...
     def run_probes(self, lab: str, probes_file: Path, only: list[str] | None) -> ProbeRun: ...
@@ -196,6 +198,26 @@ class CoreBackend:
 
         lab_restore(lab, format_point(at), reporter)
         return records.load(lab).point["at"]
+
+    def flagged_hours(self, spec: Path) -> set[datetime]:
+        """Hours holding a dump a YARA rule matched in (labmgr dumps scan)."""
+        from ..dumps.scans import ScanBook
+        from ..dumps.store import store_for
+        from ..spec import load_environment
+
+        with store_for(load_environment(spec)) as store:
+            newest, oldest = store.catalog.span()
+            if newest is None:
+                return set()
+            return ScanBook(store.catalog.db).flagged_hours(oldest, newest + timedelta(hours=1))
+
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter: Reporter) -> str:
+        from ..lab.bisect import bisect_lab
+        from ..timeparse import format_point
+
+        result = bisect_lab(lab, probes_file, until=until and format_point(until + timedelta(minutes=59)),
+                            reporter=reporter)
+        return f"{result.message} ({result.restores} restores of at most {result.budget})"
 
     def probe_run(self, lab: str) -> ProbeRun | None:
         from ..lab import records
