@@ -52,8 +52,7 @@ def results_file() -> Path:
 
 @pytest.fixture(scope="module")
 def log():
-    results_file().parent.mkdir(parents=True, exist_ok=True)
-    results_file().write_text("")
+    results_file().parent.mkdir(parents=True, exist_ok=True)     # appended to: the newest row of a fault counts
 
     def add(fault: str, injected: str, checked: str, result: str, seconds: float) -> None:
         with results_file().open("a") as out:
