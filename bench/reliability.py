@@ -70,7 +70,13 @@ def main() -> int:
     doc = DOC.read_text()
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if (folder / "faults.jsonl").exists():
-        rows = [json.loads(line) for line in (folder / "faults.jsonl").read_text().splitlines() if line.strip()]
+        newest: dict[tuple[str, str], dict] = {}       # a fault run again: its newest row
+        for line in (folder / "faults.jsonl").read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                newest.pop((row["fault"], row["injected"]), None)
+                newest[(row["fault"], row["injected"])] = row
+        rows = list(newest.values())
         doc = replace(doc, "faults", f"Measured {stamp} by tests/test_faults.py.\n\n" + faults_table(rows))
     if (folder / "fuzz.json").exists():
         doc = replace(doc, "fuzz", fuzz_text(json.loads((folder / "fuzz.json").read_text())))

@@ -7,6 +7,7 @@ record still names that directory in its domains' disks.
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -164,6 +165,13 @@ def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT, expired: boo
     from ..recovery import recover
 
     recover(reporter)           # interrupted restores and captures first: they are not garbage
+    for lock in paths.subdir("drills").glob("*.lock"):      # drills that are over (or were killed)
+        try:
+            settled = time.time() - lock.stat().st_mtime > 60    # never one being taken right now
+        except FileNotFoundError:
+            continue
+        if settled and not locks.held_elsewhere(lock):
+            lock.unlink(missing_ok=True)
     out = []
     for uri in known_hypervisors(hypervisor_uris):
         try:
