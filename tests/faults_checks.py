@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import yaml
+
 from labmgr import journal, paths
 from labmgr.dumps.store import store_for
 from labmgr.lab import records
@@ -16,6 +18,8 @@ from labmgr.lab import records
 from helpers import backing_chain, labmgr, leftovers, sha256
 
 ENV = "lmf-prod"
+DATA = "/var/lib/app/data"
+RESTORE_LAB = "lmf-r"
 KILLED = -signal.SIGKILL
 
 
@@ -127,3 +131,25 @@ def held_by_an_ancestor(path: str) -> bool:
             return True
         pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     return False
+
+
+def lab_data(hypervisor) -> str:
+    domain = hypervisor.domain(records.load(RESTORE_LAB).servers["db"].domain)
+    return domain.agent(timeout=30).run(["cat", f"{DATA}/hour"]).strip()
+
+
+def said_point() -> str:
+    shown = labmgr("lab", "show", RESTORE_LAB)
+    assert shown.returncode == 0, shown.stderr
+    return next(line.split()[3] for line in shown.stdout.splitlines() if "point in time:" in line)
+
+
+def drill_plan(fp, tmp_path: Path, name: str, **fields) -> Path:
+    probes = tmp_path / "probes.yaml"
+    probes.write_text(yaml.safe_dump({"probes": [
+        {"name": "hour", "kind": "command", "server": "db", "command": f"cat {DATA}/hour"}]}))
+    body = {"environment": str(fp["spec"]), "probes": str(probes), "lab_name": name,
+            "report": {"directory": str(tmp_path / "reports")}, **fields}
+    path = tmp_path / f"{name}.plan.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path

@@ -31,15 +31,14 @@ from labmgr.snapshot import capture, delete_snapshot, list_snapshots
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from faults_checks import (ENV, KILLED, freeze_status, killed_at, labmgr_argv, nothing_left,
-                           production_intact, restart_libvirtd, stages_of)
+from faults_checks import (DATA, ENV, KILLED, RESTORE_LAB, drill_plan, freeze_status, killed_at, lab_data,
+                           labmgr_argv, nothing_left, production_intact, restart_libvirtd, said_point, stages_of)
 from helpers import backing_chain, labmgr, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
-DATA = "/var/lib/app/data"
 T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 HOURS = {1: T0 + timedelta(hours=1), 2: T0 + timedelta(hours=2)}
-RESTORE_LAB, KILL_LAB = "lmf-r", "lmf-k"
+KILL_LAB = "lmf-k"
 
 
 # the results table -----------------------------------------------------------------------
@@ -196,17 +195,6 @@ def test_lab_up_killed_at_every_stage_is_collected(hypervisor, fprod, restore_la
 
 
 # lab restore --------------------------------------------------------------------------
-def lab_data(hypervisor) -> str:
-    domain = hypervisor.domain(records.load(RESTORE_LAB).servers["db"].domain)
-    return domain.agent(timeout=30).run(["cat", f"{DATA}/hour"]).strip()
-
-
-def said_point() -> str:
-    shown = labmgr("lab", "show", RESTORE_LAB)
-    assert shown.returncode == 0, shown.stderr
-    return next(line.split()[3] for line in shown.stdout.splitlines() if "point in time:" in line)
-
-
 def settled_at(hypervisor, hour: int) -> None:
     """The lab says it is at ``hour`` and its guest holds that hour's data; only the clean snapshot."""
     assert said_point() == format_point(HOURS[hour])
@@ -282,6 +270,28 @@ def test_agent_killed_mid_restore_leaves_the_old_point(hypervisor, fprod, restor
         time.monotonic() - started)
 
 
+def test_a_failing_restore_reverts_and_says_its_old_point(hypervisor, fprod, restore_lab, log) -> None:
+    """The in-process path: a restore command that fails in the guest; the lab is reverted (the
+    revert step ran) and says its old point."""
+    started = time.monotonic()
+    old = said_point()
+    target = 1 if old == format_point(HOURS[2]) else 2
+    original = fprod["spec"].read_text()
+    spec = yaml.safe_load(original)
+    spec["servers"][0]["dumps"][0]["restore_command"] = "echo broken >&2; exit 3"
+    fprod["spec"].write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        failed = labmgr("lab", "restore", RESTORE_LAB, "--at", HOURS[target].isoformat())
+    finally:
+        fprod["spec"].write_text(original)
+    assert "broken" in one_line_error(failed)
+    assert "revert to the previous point" in failed.stderr
+    settled_at(hypervisor, 1 if old == format_point(HOURS[1]) else 2)
+    nothing_left(hypervisor, fprod, [])
+    log("the restore command fails in the guest (exit 3)", "lab restore", "one error line; the revert ran; "
+        "the lab says its old point and its guest has that point's data", "pass", time.monotonic() - started)
+
+
 # names -----------------------------------------------------------------------------------
 def test_a_domain_named_like_the_next_lab_is_refused_and_untouched(hypervisor, fprod, tmp_path, log) -> None:
     from labmgr.xml.builder import guest_domain_xml
@@ -326,17 +336,6 @@ def test_a_domain_named_like_the_next_lab_is_refused_and_untouched(hypervisor, f
 
 
 # labmgr run --------------------------------------------------------------------------------
-def drill_plan(fp, tmp_path: Path, name: str, **fields) -> Path:
-    probes = tmp_path / "probes.yaml"
-    probes.write_text(yaml.safe_dump({"probes": [
-        {"name": "hour", "kind": "command", "server": "db", "command": f"cat {DATA}/hour"}]}))
-    body = {"environment": str(fp["spec"]), "probes": str(probes), "lab_name": name,
-            "report": {"directory": str(tmp_path / "reports")}, **fields}
-    path = tmp_path / f"{name}.plan.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
-
-
 def test_a_drill_that_fails_after_lab_up_still_finishes(hypervisor, fprod, tmp_path, log) -> None:
     started = time.monotonic()
     plan = drill_plan(fprod, tmp_path, "lmf-d", points=["2000-01-01T00:00:00Z"])   # no dump that early
