@@ -43,6 +43,10 @@ def production_intact(fp) -> None:
 def nothing_left(hypervisor, fp, labs: list[str]) -> None:
     """No domains, networks, directories, doors of ``labs``; no partial snapshot, partial dump,
     staged media or plaintext, no unfinished journal entry; a consistent catalog."""
+    deadline = time.monotonic() + 30        # a capture's watchdog may still be finishing its undo (held)
+    while list(journal.journal_dir().glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert journal.abandoned() == []        # (entries of live labmgr processes are theirs)
     for lab in labs:
         assert leftovers(hypervisor, lab) == [], lab
     snapshots = paths.snapshots_dir() / ENV
@@ -51,10 +55,6 @@ def nothing_left(hypervisor, fp, labs: list[str]) -> None:
     assert [p for p in store.rglob("*") if p.name.endswith((".partial", ".tmp"))] == []
     ours = {r.name for r in records.all_records() if r.environment == ENV}
     assert [p for p in paths.labs_dir().glob("*/media") if p.parent.name in ours] == []
-    deadline = time.monotonic() + 30        # a capture's watchdog may still be finishing its undo
-    while journal.abandoned() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert journal.abandoned() == []        # (entries of live labmgr processes are theirs)
     catalog_consistent(fp)
 
 
