@@ -13,8 +13,6 @@ docs/reliability.md from it.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
@@ -27,22 +25,20 @@ from labmgr import paths
 from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.dumps.store import store_for
-from labmgr import journal
 from labmgr.lab import records
 from labmgr.lab.pointintime import CLEAN
 from labmgr.snapshot import capture, delete_snapshot, list_snapshots
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import backing_chain, labmgr, leftovers, one_line_error, sha256
+from faults_checks import (DATA, ENV, KILLED, RESTORE_LAB, drill_plan, freeze_status, killed_at, lab_data,
+                           labmgr_argv, nothing_left, production_intact, restart_libvirtd, said_point, stages_of)
+from helpers import backing_chain, labmgr, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
-ENV = "lmf-prod"
-DATA = "/var/lib/app/data"
 T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 HOURS = {1: T0 + timedelta(hours=1), 2: T0 + timedelta(hours=2)}
-RESTORE_LAB, KILL_LAB = "lmf-r", "lmf-k"
-KILLED = -signal.SIGKILL
+KILL_LAB = "lmf-k"
 
 
 # the results table -----------------------------------------------------------------------
@@ -90,66 +86,6 @@ def fprod(hypervisor, base_image, tmp_path_factory):
     for snapshot in list_snapshots(ENV):
         delete_snapshot(ENV, snapshot.id)
     prod.remove(hypervisor, environment)
-
-
-def freeze_status(domain: str) -> str:
-    out = subprocess.run(["virsh", "-c", "qemu:///system", "qemu-agent-command", domain,
-                          '{"execute":"guest-fsfreeze-status"}'], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["return"]
-
-
-def production_intact(fp) -> None:
-    """Thawed (the guest agent says so), definition and untouched disk the same, no overlay added,
-    no dump temp directory left in the guest."""
-    domain = fp["domain"]
-    assert freeze_status(domain.name) == "thawed"
-    assert domain.xml(inactive=True) == fp["baseline"]["xml"]
-    assert sha256(fp["disks"][1]) == fp["baseline"]["data_disk"]
-    assert backing_chain(fp["disks"][0]) == fp["baseline"]["chain"]
-    assert fp["agent"].run(["sh", "-c", "ls -d /var/tmp/labmgr-dump-* 2>/dev/null; true"]).strip() == ""
-
-
-def nothing_left(hypervisor, fp, labs: list[str]) -> None:
-    """No domains, networks, directories, doors of ``labs``; no partial snapshot, partial dump,
-    staged media or plaintext, no unfinished journal entry; a consistent catalog."""
-    for lab in labs:
-        assert leftovers(hypervisor, lab) == [], lab
-    snapshots = paths.snapshots_dir() / ENV
-    assert list(snapshots.glob(".partial-*")) == [] if snapshots.exists() else True
-    store = fp["folder"] / "store"
-    assert [p for p in store.rglob("*") if p.name.endswith((".partial", ".tmp"))] == []
-    ours = {r.name for r in records.all_records() if r.environment == ENV}
-    assert [p for p in paths.labs_dir().glob("*/media") if p.parent.name in ours] == []
-    deadline = time.monotonic() + 30        # a capture's watchdog may still be finishing its undo
-    while journal.abandoned() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert journal.abandoned() == []        # (entries of live labmgr processes are theirs)
-    catalog_consistent(fp)
-
-
-def catalog_consistent(fp) -> None:
-    with store_for(fp["env"]) as store:
-        rows = store.catalog.list()
-        assert all(r.path.is_file() and sha256(r.path) == r.sha256 for r in rows)
-        files = {p for p in store.root.rglob("*") if p.is_file() and p.parent != store.root
-                 and not p.name.endswith(".json")}
-        assert files == {r.path for r in rows}
-
-
-def stages_of(result: subprocess.CompletedProcess) -> list[str]:
-    """The steps a run reported, from its finished-step lines ('✓ label   1.2 s')."""
-    out = []
-    for line in result.stderr.splitlines():
-        line = line.strip()
-        if line.startswith("✓"):
-            out.append(line[1:].rsplit(None, 2)[0].strip())
-    return out
-
-
-def killed_at(stage: str, *args: str) -> subprocess.CompletedProcess:
-    result = labmgr(*args, env={"LABMGR_FAULT_KILL_AT": stage})
-    assert result.returncode == KILLED, (stage, result.stderr)
-    return result
 
 
 # snapshot capture ------------------------------------------------------------------------
@@ -259,17 +195,6 @@ def test_lab_up_killed_at_every_stage_is_collected(hypervisor, fprod, restore_la
 
 
 # lab restore --------------------------------------------------------------------------
-def lab_data(hypervisor) -> str:
-    domain = hypervisor.domain(records.load(RESTORE_LAB).servers["db"].domain)
-    return domain.agent(timeout=30).run(["cat", f"{DATA}/hour"]).strip()
-
-
-def said_point() -> str:
-    shown = labmgr("lab", "show", RESTORE_LAB)
-    assert shown.returncode == 0, shown.stderr
-    return next(line.split()[3] for line in shown.stdout.splitlines() if "point in time:" in line)
-
-
 def settled_at(hypervisor, hour: int) -> None:
     """The lab says it is at ``hour`` and its guest holds that hour's data; only the clean snapshot."""
     assert said_point() == format_point(HOURS[hour])
@@ -345,10 +270,26 @@ def test_agent_killed_mid_restore_leaves_the_old_point(hypervisor, fprod, restor
         time.monotonic() - started)
 
 
-def labmgr_argv() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "labmgr"]
+def test_a_failing_restore_reverts_and_says_its_old_point(hypervisor, fprod, restore_lab, log) -> None:
+    """The in-process path: a restore command that fails in the guest; the lab is reverted (the
+    revert step ran) and says its old point."""
+    started = time.monotonic()
+    old = said_point()
+    target = 1 if old == format_point(HOURS[2]) else 2
+    original = fprod["spec"].read_text()
+    spec = yaml.safe_load(original)
+    spec["servers"][0]["dumps"][0]["restore_command"] = "echo broken >&2; exit 3"
+    fprod["spec"].write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        failed = labmgr("lab", "restore", RESTORE_LAB, "--at", HOURS[target].isoformat())
+    finally:
+        fprod["spec"].write_text(original)
+    assert "broken" in one_line_error(failed)
+    assert "revert to the previous point" in failed.stderr
+    settled_at(hypervisor, 1 if old == format_point(HOURS[1]) else 2)
+    nothing_left(hypervisor, fprod, [])
+    log("the restore command fails in the guest (exit 3)", "lab restore", "one error line; the revert ran; "
+        "the lab says its old point and its guest has that point's data", "pass", time.monotonic() - started)
 
 
 # names -----------------------------------------------------------------------------------
@@ -395,17 +336,6 @@ def test_a_domain_named_like_the_next_lab_is_refused_and_untouched(hypervisor, f
 
 
 # labmgr run --------------------------------------------------------------------------------
-def drill_plan(fp, tmp_path: Path, name: str, **fields) -> Path:
-    probes = tmp_path / "probes.yaml"
-    probes.write_text(yaml.safe_dump({"probes": [
-        {"name": "hour", "kind": "command", "server": "db", "command": f"cat {DATA}/hour"}]}))
-    body = {"environment": str(fp["spec"]), "probes": str(probes), "lab_name": name,
-            "report": {"directory": str(tmp_path / "reports")}, **fields}
-    path = tmp_path / f"{name}.plan.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False))
-    return path
-
-
 def test_a_drill_that_fails_after_lab_up_still_finishes(hypervisor, fprod, tmp_path, log) -> None:
     started = time.monotonic()
     plan = drill_plan(fprod, tmp_path, "lmf-d", points=["2000-01-01T00:00:00Z"])   # no dump that early
@@ -435,50 +365,6 @@ def test_a_drill_killed_at_its_stages_is_collected_by_gc(hypervisor, fprod, tmp_
 
 
 # libvirtd restarted -----------------------------------------------------------------------
-SUITE_LOCK = "/tmp/lmt-suite.lock"
-
-
-def restart_libvirtd() -> float:
-    """Stop libvirtd and start it exactly as the Makefile does (``libvirtd -d``), inside the shared
-    suite lock (libvirtd serves every test on this machine: a short critical section)."""
-    import fcntl
-
-    with open(SUITE_LOCK, "a") as lock:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if held_by_an_ancestor(SUITE_LOCK):
-                    break       # our own runner holds it ('flock /tmp/lmt-suite.lock pytest ...')
-                assert time.monotonic() < deadline, "the suite lock stayed taken for 15 minutes"
-                time.sleep(0.5)
-        started = time.monotonic()
-        pid = int(subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True, text=True).stdout.split()[0])
-        os.kill(pid, signal.SIGTERM)
-        while Path(f"/proc/{pid}").exists() and time.monotonic() - started < 30:
-            time.sleep(0.1)
-        subprocess.run(["libvirtd", "-d"], check=True)
-        while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode:
-            assert time.monotonic() - started < 60, "libvirtd did not come back"
-            time.sleep(0.2)
-        return time.monotonic() - started
-
-
-def held_by_an_ancestor(path: str) -> bool:
-    """Is the flock on ``path`` held by one of this process's ancestors (/proc/locks)?"""
-    inode = os.stat(path).st_ino
-    holders = {int(f[4]) for f in (line.split() for line in Path("/proc/locks").read_text().splitlines())
-               if len(f) > 5 and f[1] == "FLOCK" and f[5].rsplit(":", 1)[-1] == str(inode)}
-    pid = os.getpid()
-    while pid > 1:
-        if pid in holders:
-            return True
-        pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    return False
-
-
 def test_libvirtd_restarted_mid_restore(hypervisor, fprod, restore_lab, log) -> None:
     import libvirt
 
