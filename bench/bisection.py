@@ -22,11 +22,9 @@ from pathlib import Path
 
 import yaml
 
-try:
-    from _common import Bench      # the shared --quick/--record helper, where it exists
-except ImportError:                # pragma: no cover - before bench/_common.py is merged
-    from _scan_fallback import Bench
+from _common import Bench  # noqa: E402
 
+NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
 BENCH = Bench("bisection", __doc__)
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")

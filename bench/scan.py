@@ -13,17 +13,13 @@ Host only (no libvirt). Not a test: nothing fails on a number.
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-try:
-    from _common import Bench      # the shared --quick/--record helper, where it exists
-except ImportError:                # pragma: no cover - before bench/_common.py is merged
-    from _scan_fallback import Bench
+from _common import Bench  # noqa: E402
 
 import pyrage  # noqa: E402
 

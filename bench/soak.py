@@ -6,7 +6,9 @@ two simulated hours; one lab; then the lab is switched between the two hours 24 
 process (so a leak in labmgr shows in its own memory and descriptors). After each cycle the
 figures are measured from outside the core: /proc/self (RSS, fds), libvirt's lists, ``du``.
 
-    LABMGR_ACCEL=tcg LABMGR_STATE_DIR=/var/tmp/labmgr-test-state python bench/soak.py [CYCLES]
+    LABMGR_ACCEL=tcg LABMGR_STATE_DIR=/var/tmp/labmgr-test-state python bench/soak.py [--quick] [--record]
+
+--quick: 3 cycles (what `make test` runs: the soak still works).
 
 Prints a table and writes ``$LABMGR_STATE_DIR/reliability/soak.json`` (docs/reliability.md).
 """
@@ -27,6 +29,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
+from _common import Bench  # noqa: E402
+
 from labmgr import paths  # noqa: E402
 from labmgr.demo import production as prod  # noqa: E402
 from labmgr.dumps.hourly import collect  # noqa: E402
@@ -39,6 +43,7 @@ from labmgr.lab.up import lab_up  # noqa: E402
 from labmgr.snapshot import capture, delete_snapshot  # noqa: E402
 from labmgr.spec import load_environment  # noqa: E402
 
+NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
 PREFIX, LAB, DATA = "lmf-soak", "lmf-soak-lab", "/var/lib/app/data"
 TESTS = Path(__file__).parent.parent / "tests"
 
@@ -115,9 +120,19 @@ def main(cycles: int = 24) -> int:
     out = paths.state_dir() / "reliability" / "soak.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
+    growth = {k: summary[f"{k}_after_cycle2_max_growth"] for k in
+              ("rss_mib", "fds", "domains", "lab_snapshots", "lab_dir_mib")}
+    bench.figure("cycles", summary["cycles"], "cycles", "restore cycles in one lab")
+    bench.figure("restore_median", summary["restore_seconds_median"], "s", "one restore cycle (median)")
+    bench.figure("rss_growth", growth["rss_mib"], "MiB", "labmgr RSS growth after cycle 2")
+    bench.figure("fds_growth", growth["fds"], "fds", "open descriptors growth after cycle 2")
+    bench.figure("domains_growth", growth["domains"], "domains", "libvirt domains growth after cycle 2")
+    bench.figure("snapshots_growth", growth["lab_snapshots"], "snapshots", "lab snapshots growth after cycle 2")
+    bench.figure("disk_growth", growth["lab_dir_mib"], "MiB", "lab directory growth after cycle 2")
+    bench.done()
     return 0 if summary["all_correct"] else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 24))
+    bench = Bench("soak", __doc__)
+    sys.exit(main(3 if bench.quick else 24))

@@ -6,7 +6,7 @@ One production server (base image) with a files dump collected through the agent
 of dumps; one lab reused for every restore fault. The stages to kill at are read from a normal
 run's own progress lines, so a new stage is killed at without changing this file. The kill
 is made deterministic by ``LABMGR_FAULT_KILL_AT`` (labmgr/progress.py). Each fault adds a row
-to ``$LABMGR_STATE_DIR/reliability/faults.jsonl``; ``bench/reliability.py`` renders
+to ``$LABMGR_STATE_DIR/reliability/faults.jsonl``; ``tests/render_reliability.py`` renders
 docs/reliability.md from it.
 """
 

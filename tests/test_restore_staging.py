@@ -48,4 +48,4 @@ def test_a_decrypted_copy_is_hashed_on_the_way(tmp_path):
     data = bytes(range(256)) * 9000
     target = tmp_path / "plain"
     assert _copy_hashing(io.BytesIO(data), target) == hashlib.sha256(data).hexdigest()
-    assert target.read_bytes() == data and target.stat().st_mode & 0o777 == 0o644
+    assert target.read_bytes() == data and target.stat().st_mode & 0o777 == 0o600     # plaintext: root's only

@@ -16,6 +16,7 @@ from ..dumps.store import DumpStore
 from ..history import history_for
 from ..spec import Environment
 from ..timeparse import format_point, parse_point
+from .pointplan import plan_point
 
 LAST_CLEAN = "last-clean"
 HOUR = timedelta(hours=1)
@@ -52,7 +53,6 @@ def restorable_points(env: Environment, store: DumpStore, since: datetime | None
 
 
 def last_clean_point(env: Environment, store: DumpStore) -> datetime:
-    from .restore import plan_point
 
     points = restorable_points(env, store)
     if not points:

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ..dumps.errors import DumpError
@@ -38,24 +38,10 @@ from ..spec.model import DumpSource
 from ..timeparse import format_point
 from . import records
 from .lastclean import resolve_point
+from .pointplan import PointPlan, plan_point
 from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
 from .interrupted import settle
 from .records import LabRecord
-
-
-@dataclass
-class PointPlan:
-    at: datetime
-    chosen: dict[str, list[tuple[DumpSource, DumpRecord]]]     # server -> its sources' dumps
-
-    @property
-    def skew(self) -> timedelta:
-        times = [record.taken_at for pairs in self.chosen.values() for _, record in pairs]
-        return max(times) - min(times) if times else timedelta(0)
-
-    def describe(self) -> dict[str, str]:
-        return {f"{server}/{source.name}": format_point(record.taken_at)
-                for server, pairs in self.chosen.items() for source, record in pairs}
 
 
 @dataclass
@@ -63,21 +49,6 @@ class RestoreResult:
     lab: str
     plan: PointPlan
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def plan_point(env: Environment, store: DumpStore, at: datetime) -> PointPlan:
-    chosen: dict[str, list[tuple[DumpSource, DumpRecord]]] = {}
-    for server in env.servers:
-        for source in server.dumps:
-            record = store.catalog.newest_good_at(server.name, source.name, at)
-            if record is None:
-                raise DumpError(f"server {server.name} has no good {source.name} dump taken at or before "
-                                f"{format_point(at)}", hint=f"'labmgr dumps list {env.name}.yaml --server "
-                                f"{server.name}' shows what there is")
-            chosen.setdefault(server.name, []).append((source, record))
-    if not chosen:
-        raise DumpError(f"environment {env.name} declares no dump sources", hint="add dumps: to its servers")
-    return PointPlan(at, chosen)
 
 
 def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> RestoreResult:

@@ -1,6 +1,6 @@
 """Render the measured sections of docs/reliability.md from what the suite itself wrote.
 
-    python bench/reliability.py            # after tests/test_faults.py, tests/test_fuzz.py, bench/soak.py
+    python tests/render_reliability.py            # after tests/test_faults.py, tests/test_fuzz.py, bench/soak.py
 
 Reads ``$LABMGR_STATE_DIR/reliability/{faults.jsonl,fuzz.json,soak.json}`` and replaces the text
 between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in docs/reliability.md; the rest of the
