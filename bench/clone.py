@@ -51,8 +51,9 @@ def clone_once(disk: Path, workdir: Path) -> float:
     make_overlay(HOST, disk, overlay)
     derive_lab_domain(PRODUCTION_XML, CloneInputs(
         lab="bench", environment="bench", snapshot="s", server=SERVER, domain_name="bench-db",
-        virt_type="qemu", overlays={"vda": overlay, "vdb": overlay}, os_files={},
-        networks={"lan": "bench-lan", "san": "bench-san"}))
+        virt_type="qemu", overlays={"vda": overlay, "vdb": overlay},
+        os_files={"loader": workdir / "loader", "nvram": workdir / "nvram"},     # the lab's own, as lab up gives
+        networks={"lan": "bench-lan", "san": "bench-san"}, directory=workdir))
     elapsed = time.perf_counter() - started
     overlay.unlink()
     return elapsed
