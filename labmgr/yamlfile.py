@@ -103,7 +103,13 @@ class Source:
 
     def error(self, loc: Loc, message: str) -> SpecError:
         field = describe(loc) or "(top level)"
-        return SpecError(f"{self.path}:{line_of(self.lines, loc)}: {field}: {message}")
+        return SpecError(f"{self.path}:{line_of(self.lines, loc)}: {_printable(f'{field}: {message}')}")
+
+
+def _printable(text: str) -> str:
+    """Keys and values from the file may hold newlines or other control characters: shown
+    escaped, so the error stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def load(path: Path, model: type[Model]) -> tuple[Model, Source]:
