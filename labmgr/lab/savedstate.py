@@ -17,6 +17,7 @@ remote hypervisor keeps its states in its own storage.
 
 from __future__ import annotations
 
+import base64
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -48,14 +49,17 @@ class SavedPoint:
 
 
 def read_header(host, state: str | PurePosixPath) -> SaveHeader:
-    """The header of a state file on the hypervisor's host (the first ~70 KB)."""
-    try:
-        with host.open_read(state) as f:
-            head = f.read(HEADER_SIZE)
-            head += f.read(header_length(head) - len(head))
-    except OSError as exc:
-        raise LabError(f"saved state {state} is unreadable: {exc}") from None
-    return parse_header(head, f"saved state {state}")
+    """The header of a state file on the hypervisor's host (its first ~70 KB, never the stream)."""
+    head = _head(host, state, HEADER_SIZE)
+    return parse_header(_head(host, state, header_length(head)), f"saved state {state}")
+
+
+def _head(host, path, size: int) -> bytes:
+    result = host.run(["sh", "-c", f"head -c {int(size)} {q(path)} | base64 -w0"], check=False)
+    if not result.ok or not result.stdout.strip():
+        raise LabError(f"saved state {path} is unreadable: {result.stderr.strip() or 'empty'}",
+                       hint="the template is remade by a cold boot")
+    return base64.b64decode(result.stdout.strip())
 
 
 def save_point(host, domain: Domain, folder: PurePosixPath, point: str, overlays: dict[str, str],

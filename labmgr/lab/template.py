@@ -121,8 +121,7 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
         host.remove_tree(directory)
         raise
     remove_lab(hypervisor, lab)
-    template.size = sum(host.size(p) for point in template.servers.values()
-                        for p in [point["state"], *point["layers"].values(), *([point["nvram"]] if point["nvram"] else [])])
+    template.size = sum(host.size(p) for p in _files(template))
     template.seconds = round(time.monotonic() - started, 2)
     template.made_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     path = _json(snapshot, key)
@@ -153,6 +152,52 @@ def warm(env: Environment, spec_path: Path, snapshot: Snapshot, reporter: Report
         return ensure_template(hypervisor, host, env, spec_path, snapshot, key, reporter)
 
 
+def describe_templates(snapshot: Snapshot) -> list[dict]:
+    return [{"key": t.key, "hypervisor": t.hypervisor, "size": t.size, "made_at": t.made_at, "seconds": t.seconds}
+            for t in list_templates(snapshot)]
+
+
 def template_sizes(snapshot: Snapshot) -> int:
     return sum(t.size for t in list_templates(snapshot))
 
+
+
+def collect_templates() -> list[str]:
+    """``lab gc``: templates left half made (a directory with no description: its maker was killed)
+    or whose files are gone. A template being made right now (its lock held) is left alone."""
+    from filelock import Timeout
+
+    from .. import paths
+    from ..hosts import host_for
+    from ..snapshot.store import list_snapshots
+
+    removed = []
+    root = paths.snapshots_dir()
+    for environment in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for snapshot in list_snapshots(environment):
+            described = {t.key: t for t in list_templates(snapshot)}
+            for uri, location in snapshot.locations().items():
+                with host_for(uri) as host:
+                    folder = PurePosixPath(location) / TEMPLATES
+                    listing = host.run(["ls", "-1", "--", str(folder)], check=False)
+                    keys = {n for n in listing.stdout.split() if "." not in n} if listing.ok else set()
+                    for key in sorted(keys | {k for k, t in described.items() if t.hypervisor == uri}):
+                        lock = FileLock(str(_json(snapshot, key).with_suffix(".lock")), timeout=0)
+                        try:
+                            with lock:
+                                template = described.get(key)
+                                if template is None:
+                                    host.remove_tree(folder / key)
+                                elif not all(host.exists(p) for p in _files(template)):
+                                    drop_template(host, snapshot, template)
+                                else:
+                                    continue
+                                removed.append(f"template {key} of snapshot {snapshot.id} ({environment})")
+                        except Timeout:
+                            continue
+    return removed
+
+
+def _files(template: Template) -> list[str]:
+    return [p for point in template.servers.values()
+            for p in [point["state"], *point["layers"].values(), *([point["nvram"]] if point["nvram"] else [])]]
