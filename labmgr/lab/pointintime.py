@@ -94,18 +94,22 @@ class SavedStates:
         return self._resume(savedstate.SavedPoint.from_dict(self.server.saved[point]))
 
     def drop(self, point: str) -> None:
-        if point not in self.server.saved:
-            return
-        saved = savedstate.SavedPoint.from_dict(self.server.saved[point])
-        keep = {layer for overlay in self.server.overlays.values()
-                for layer in savedstate.backing_chain(self.host, overlay)}
-        for name, other in self.server.saved.items():
-            if name != point:
-                keep |= set(other["layers"].values())
-        # a template's layers are the template's, never the lab's to remove
-        keep |= {layer for layer in saved.layers.values() if not layer.startswith(f"{self.folder}/")}
-        savedstate.drop(self.host, saved, keep)
-        self._remember(point, None)
+        if point in self.server.saved:
+            savedstate.drop(self.host, savedstate.SavedPoint.from_dict(self.server.saved[point]))
+            self._remember(point, None)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove the layers in the VM's folder that no overlay and no point stands on (after going
+        back to the previous point its layer stays under the overlay until the next clean revert)."""
+        used: set[str] = set()
+        for image in [*self.server.overlays.values(),
+                      *(layer for point in self.server.saved.values() for layer in point["layers"].values())]:
+            used |= {image, *savedstate.backing_chain(self.host, image)}
+        listing = self.host.run(["ls", "-1", "--", str(self.folder)], check=False)
+        for name in listing.stdout.split() if listing.ok else []:
+            if name.endswith(".qcow2") and str(self.folder / name) not in used:
+                self.host.remove_file(self.folder / name)
 
     def _resume(self, saved: savedstate.SavedPoint) -> Domain:
         domain = savedstate.resume(self.hypervisor, self.host, saved, self.server.domain,

@@ -1,7 +1,7 @@
 """Saved running states on the hypervisor's host: take one, resume one, under any domain name.
 
 A saved point of a lab VM is a state file (``virsh save``: memory and devices),
-the read-only disk layers the state expects (``<target>.<point>.qcow2``: the
+the read-only disk layers the state expects (``<target>.<point>-<token>.qcow2``: the
 VM's overlays at that moment) and, for a firmware-booted VM, a copy of its
 NVRAM. Resuming puts a fresh overlay over each layer at the path the domain's
 definition names and restores the state: no boot.
@@ -18,6 +18,7 @@ remote hypervisor keeps its states in its own storage.
 from __future__ import annotations
 
 import base64
+import secrets
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
@@ -71,8 +72,8 @@ def save_point(host, domain: Domain, folder: PurePosixPath, point: str, overlays
     domain.save_state(str(state))
     saved = SavedPoint(state=str(state))
     for target, overlay in overlays.items():
-        layer = folder / f"{target}.{point}.qcow2"
-        host.remove_file(layer)
+        # a layer of an earlier point of that name may still be under the overlay: never reuse a name
+        layer = folder / f"{target}.{point}-{secrets.token_hex(4)}.qcow2"
         host.rename(overlay, layer)
         host.chmod(layer, 0o444)
         saved.layers[target] = str(layer)
@@ -120,13 +121,10 @@ def resume(hypervisor: Hypervisor, host, saved: SavedPoint, name: str, overlays:
         host.remove_file(fifo)
 
 
-def drop(host, saved: SavedPoint, keep: set[str]) -> None:
-    """Remove a point's own files, and its layers unless something still stands on them."""
+def drop(host, saved: SavedPoint) -> None:
+    """Remove a point's own files; its layers go when nothing stands on them (the caller sweeps)."""
     for path in saved.files():
         host.remove_file(path)
-    for layer in saved.layers.values():
-        if layer not in keep:
-            host.remove_file(layer)
 
 
 def backing_chain(host, image: str) -> list[str]:
