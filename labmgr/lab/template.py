@@ -24,12 +24,13 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
+from ..errors import LabError
 from ..hypervisor import Hypervisor
 from ..progress import SILENT, Reporter
 from ..snapshot import Snapshot
 from ..spec import Environment
 from . import clone, savedstate
-from .teardown import remove_lab
+from .teardown import lab_down, remove_lab
 
 TEMPLATES = "templates"
 POINT = "template"
@@ -99,6 +100,11 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
     host.remove_tree(directory)
     lab = f"tpl-{key[:12]}"
     record = lab_up(env, spec_path, name=lab, snapshot_id=snapshot.id, reporter=reporter, for_template=True)
+    if record.hypervisor != hypervisor.uri:       # placement chose another host meanwhile (memory ran short)
+        lab_down(lab)
+        raise LabError(f"the template of snapshot {snapshot.id} could not be made on {hypervisor.uri}: "
+                       f"its lab was placed on {record.hypervisor}",
+                       hint="try again, or 'labmgr lab up --cold'")
     template = Template(key=key, environment=env.name, snapshot=snapshot.id, hypervisor=hypervisor.uri,
                         directory=str(directory))
     try:
