@@ -189,7 +189,9 @@ def test_a_corrupt_template_is_reported_dropped_and_remade(labs, iprod, hypervis
         said = [n for n in notes.notes if "did not resume" in n]
         assert len(said) == 1 and "\n" not in said[0], notes.notes
         [remade] = list_templates(find_snapshot(env.name, snapshot.id))
-        assert remade.made_at >= template.made_at and remade.servers["app"]["state"] == state
+        assert remade.key == template.key and remade.directory != template.directory
+        # labs a and b were resumed from the dropped template and still stand on its files
+        assert os.path.exists(state) and records.load("lmi-a").state == "up"
         assert record.state == "up"
         assert agent(hypervisor, record, "app").run(["hostname"]).strip() == "app01.lmi.test"
     finally:

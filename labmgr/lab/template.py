@@ -1,7 +1,7 @@
 """A snapshot's warm template: its lab booted once, every VM's running state saved.
 
 The template belongs to the snapshot: its files live in the snapshot's directory
-in hypervisor storage (``templates/<key>/<server>/``: the state file, the
+in hypervisor storage (``templates/<key>-<token>/<server>/``: the state file, the
 read-only disk layers that were the VMs' overlays at that moment, the NVRAM),
 its description next to the manifest (``templates/<key>.json``). So
 ``snapshot delete`` removes it with the snapshot, and a remote hypervisor keeps
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -96,8 +97,8 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
     from .up import lab_up
 
     started = time.monotonic()
-    directory = PurePosixPath(snapshot.locations()[hypervisor.uri]) / TEMPLATES / key
-    host.remove_tree(directory)
+    # a new directory each time: labs resumed from a dropped template still stand on the old one
+    directory = PurePosixPath(snapshot.locations()[hypervisor.uri]) / TEMPLATES / f"{key}-{secrets.token_hex(3)}"
     lab = f"tpl-{key[:12]}"
     record = lab_up(env, spec_path, name=lab, snapshot_id=snapshot.id, reporter=reporter, for_template=True)
     if record.hypervisor != hypervisor.uri:       # placement chose another host meanwhile (memory ran short)
@@ -137,9 +138,18 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
 
 
 def drop_template(host, snapshot: Snapshot, template: Template) -> None:
-    """Forget a template first (never listed half-removed), then remove its files."""
+    """Forget a template first (never listed half-removed), then remove its files unless labs
+    resumed from it still stand on them (``lab gc`` removes them once those labs are down)."""
     _json(snapshot, template.key).unlink(missing_ok=True)
-    host.remove_tree(template.directory)
+    if not _in_use(template.directory):
+        host.remove_tree(template.directory)
+
+
+def _in_use(directory: str) -> bool:
+    from . import records
+
+    return any(point["state"].startswith(f"{directory}/") for record in records.all_records()
+               for server in record.servers.values() for point in server.saved.values())
 
 
 def warm(env: Environment, spec_path: Path, snapshot: Snapshot, reporter: Reporter = SILENT) -> Template:
@@ -186,19 +196,20 @@ def collect_templates() -> list[str]:
                 with host_for(uri) as host:
                     folder = PurePosixPath(location) / TEMPLATES
                     listing = host.run(["ls", "-1", "--", str(folder)], check=False)
-                    keys = {n for n in listing.stdout.split() if "." not in n} if listing.ok else set()
-                    for key in sorted(keys | {k for k, t in described.items() if t.hypervisor == uri}):
-                        lock = FileLock(str(_json(snapshot, key).with_suffix(".lock")), timeout=0)
+                    names = {n for n in listing.stdout.split() if "." not in n} if listing.ok else set()
+                    mine = {PurePosixPath(t.directory).name: t for t in described.values() if t.hypervisor == uri}
+                    for name in sorted(names | set(mine)):
+                        lock = FileLock(str(_json(snapshot, name.split("-")[0]).with_suffix(".lock")), timeout=0)
                         try:
                             with lock:
-                                template = described.get(key)
-                                if template is None:
-                                    host.remove_tree(folder / key)
-                                elif not all(host.exists(p) for p in _files(template)):
+                                template = mine.get(name)
+                                if template is None and not _in_use(str(folder / name)):
+                                    host.remove_tree(folder / name)     # half made, or dropped and unused
+                                elif template is not None and not all(host.exists(p) for p in _files(template)):
                                     drop_template(host, snapshot, template)
                                 else:
                                     continue
-                                removed.append(f"template {key} of snapshot {snapshot.id} ({environment})")
+                                removed.append(f"template {name} of snapshot {snapshot.id} ({environment})")
                         except Timeout:
                             continue
     return removed
