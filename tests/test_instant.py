@@ -55,7 +55,15 @@ class Notes(SilentReporter):
 def iprod(hypervisor, base_image, tmp_path_factory):
     environment = prod.Production(prefix="lmi-prod", network="10.93.0.0/24", gateway="10.93.0.1", servers=[
         prod.ProdServer("db", "db01.lmi.test", "10.93.0.11", "52:54:00:93:00:11", memory=384),
-        prod.ProdServer("app", "app01.lmi.test", "10.93.0.12", "52:54:00:93:00:12", memory=384)])
+        prod.ProdServer("app", "app01.lmi.test", "10.93.0.12", "52:54:00:93:00:12", memory=384)],
+        boot_timeout=900)    # TCG on a loaded 2-core host
+    try:
+        yield from _production(hypervisor, base_image, tmp_path_factory, environment)
+    finally:
+        prod.remove(hypervisor, environment)
+
+
+def _production(hypervisor, base_image, tmp_path_factory, environment):
     prod.create(hypervisor, environment, base_image)
     agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
     spec = environment.spec()
@@ -70,7 +78,6 @@ def iprod(hypervisor, base_image, tmp_path_factory):
             assert not collect(env, taken_at=T0 + timedelta(hours=hour)).failed
         yield env, path, agent
     finally:
-        prod.remove(hypervisor, environment)
         subprocess.run(["rm", "-rf", str(store_root(env))])
 
 

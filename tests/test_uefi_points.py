@@ -43,7 +43,17 @@ RESTORE = (f'mkdir -p {NOTES} && find {NOTES} -mindepth 1 -delete && tar -C {NOT
 @pytest.fixture(scope="module")
 def uefi_lab(hypervisor, base_image, tmp_path_factory):
     environment = prod.Production(prefix="lmi-uefi", network="10.94.0.0/24", gateway="10.94.0.1", servers=[
-        prod.ProdServer("fw", "fw01.lmi.test", "10.94.0.11", "52:54:00:94:00:11", memory=384, uefi=True)])
+        prod.ProdServer("fw", "fw01.lmi.test", "10.94.0.11", "52:54:00:94:00:11", memory=384, uefi=True)],
+        boot_timeout=900)    # OVMF under TCG on a loaded 2-core host
+    try:
+        yield from _uefi_lab(hypervisor, base_image, tmp_path_factory, environment)
+    finally:
+        if records.lab_dir(LAB).exists() or leftovers(hypervisor, LAB):
+            lab_down(LAB, hypervisor_uri="qemu:///system")
+        prod.remove(hypervisor, environment)
+
+
+def _uefi_lab(hypervisor, base_image, tmp_path_factory, environment):
     prod.create(hypervisor, environment, base_image)
     spec = environment.spec()
     spec["servers"][0]["dumps"] = [{"name": "notes", "kind": "files", "path": NOTES, "via": "agent",
@@ -67,7 +77,6 @@ def uefi_lab(hypervisor, base_image, tmp_path_factory):
         if taken:
             with contextlib.suppress(LabmgrError):
                 delete_snapshot(env.name, taken.id)
-        prod.remove(hypervisor, environment)
         subprocess.run(["rm", "-rf", str(store_root(env))])
 
 
