@@ -113,7 +113,7 @@ def _define(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, 
     try:
         header = savedstate.read_header(host, point.state)
     except LabmgrError as exc:
-        raise _Unresumable(str(exc)) from None
+        raise _Unresumable(one_line(str(exc))) from None
     xml = resume_lab_domain(header.xml, ResumeInputs(
         lab=record.name, environment=env.name, snapshot=snapshot.id, server=server,
         domain_name=lab_server.domain, uuid=str(uuid.uuid4()),
@@ -135,5 +135,11 @@ def _resume(hypervisor: Hypervisor, host, record: LabRecord, server: str) -> Non
             raise LabError(f"domain '{lab_server.domain}' stopped right after resuming")
         settle(domain, reseed=True)
     except LabmgrError as exc:
-        raise _Unresumable(f"server {server}: {exc}") from None
+        raise _Unresumable(f"server {server}: {one_line(str(exc))}") from None
+
+
+def one_line(message: str) -> str:
+    """libvirt relays QEMU's log lines; the report is one line: the first and the last say it."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
 
