@@ -32,7 +32,7 @@ from labmgr.xml.builder import snapshot_xml
 from helpers import leftovers
 
 pytestmark = pytest.mark.libvirt
-LAB = "lmi-u"
+LAB = "lmi-fwlab"
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)
 NOTES = "/var/lib/lmi-notes"
 # hour 3's notes say "bad": its restore fails after unpacking, so the lab must go back
