@@ -68,7 +68,15 @@ class Hypervisor:
 
     def bridges_in_use(self) -> set[str]:
         with translated(f"listing networks on {self.uri}"):
-            return {n.bridgeName() for n in self.conn.listAllNetworks() if n.isActive()}
+            networks = self.conn.listAllNetworks()
+        bridges = set()
+        for network in networks:
+            try:
+                if network.isActive():
+                    bridges.add(network.bridgeName())
+            except libvirt.libvirtError:
+                continue        # removed meanwhile (another lab going down): its bridge is free
+        return bridges
 
     # host ----------------------------------------------------------------
     def libvirt_version(self) -> str:
