@@ -21,7 +21,7 @@ from _common import Bench  # puts the repository on sys.path
 
 from labmgr.hosts import LocalHost  # noqa: E402
 from labmgr.lab.clone import CloneInputs, derive_lab_domain  # noqa: E402
-from labmgr.lab.up import make_overlay  # noqa: E402
+from labmgr.lab.labparts import make_overlay  # noqa: E402
 from labmgr.spec.model import Nic, Server  # noqa: E402
 
 PRODUCTION_XML = (Path(__file__).parent.parent / "tests" / "data" / "production-domain.xml").read_text()

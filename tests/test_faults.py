@@ -307,7 +307,7 @@ def test_a_domain_named_like_the_next_lab_is_refused_and_untouched(hypervisor, f
         named = labmgr("lab", "up", str(fprod["spec"]), "--name", f"{ENV}-1")
         assert "already has" in one_line_error(named)
         # an automatic name skips it
-        from labmgr.lab.up import _clashes
+        from labmgr.lab.labparts import clashes as _clashes
 
         auto = records.reserve(None, ENV, taken=lambda lab: bool(_clashes(hypervisor, fprod["env"], lab)),
                                hypervisor="qemu:///system", snapshot="x", spec=str(fprod["spec"]))

@@ -125,6 +125,18 @@ class Domain:
         with translated(self._what(f"deleting snapshot '{name}' of")):
             self.dom.snapshotLookupByName(name, 0).delete(0)
 
+    # saved running state ---------------------------------------------------
+    def save_state(self, path: str) -> None:
+        """Write memory and devices to ``path`` on the hypervisor's host; the domain stops (its
+        definition stays). The disks are left exactly as the saved state expects them."""
+        with translated(self._what("saving the running state of")):
+            self.dom.saveFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+
+    def define_persistent(self, xml: str) -> None:
+        """Give a restored (transient) domain a persistent definition, so lab down finds it."""
+        with translated(self._what("defining")):
+            self.hypervisor.conn.defineXML(xml)
+
     def agent(self, timeout: float = 10) -> "GuestAgent":
         from .agent import GuestAgent
 

@@ -1,12 +1,14 @@
 """A restore that did not finish: put the lab back at the point it was at, and say which.
 
 While a restore runs, the record says ``restoring`` (and which point it was going
-to) and the lab's lock is held. Every VM gets ``labmgr-previous`` before any is
-touched, and the new point is recorded before those snapshots are dropped. So a
-lab found ``restoring`` with a free lock (its process was killed, or libvirt went
-away under it) is put back by reverting each VM that has ``labmgr-previous``; a
-VM without one was never touched by that restore. The record is then ``up`` at
-its previous point.
+to) and the lab's lock is held. Every VM keeps its ``labmgr-previous`` point
+(``pointintime``: an internal snapshot, or a saved state the record names) before
+any is touched, and the new point is recorded before those are dropped. So a lab
+found ``restoring`` with a free lock (its process was killed, or libvirt went
+away under it) is put back by reverting each VM that has ``labmgr-previous``
+(a saved-state VM killed between stopping and resuming is off: reverting resumes
+it); a VM without one was never touched by that restore. The record is then
+``up`` at its previous point.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import shutil
 
 from ..errors import BusyError, LabmgrError
 from ..hosts import host_for
-from ..hypervisor import connect
+from ..hostbase import Host
+from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter
 from . import records
-from .pointintime import PREVIOUS, drop_previous, revert
+from .pointintime import PREVIOUS, points_of
 from .records import LabRecord
 
 
@@ -29,18 +32,17 @@ def settle(record: LabRecord) -> str:
     holds the lab's lock."""
     going_to = record.restoring.get("at", "?")
     interrupted = record.state == "restoring"
-    with connect(record.hypervisor) as hypervisor:
-        for server in record.servers.values():
+    with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
+        for name, server in record.servers.items():
             if not hypervisor.has_domain(server.domain):
                 continue
-            domain = hypervisor.domain(server.domain)
-            if PREVIOUS in domain.snapshot_names():
+            keeper = points_of(hypervisor, host, record, name)
+            if keeper.has(PREVIOUS):
                 if interrupted:
-                    revert(domain, PREVIOUS)
-                drop_previous(domain)
-    shutil.rmtree(record.directory / "media", ignore_errors=True)
-    if str(record.host_directory) != str(record.directory):
-        with host_for(record.hypervisor) as host:
+                    keeper.revert(PREVIOUS)
+                keeper.drop(PREVIOUS)
+        shutil.rmtree(record.directory / "media", ignore_errors=True)
+        if str(record.host_directory) != str(record.directory):
             host.remove_tree(record.host_directory / "media")
     record.state, record.restoring = "up", {}
     record.save()
@@ -48,6 +50,14 @@ def settle(record: LabRecord) -> str:
     if not interrupted:
         return f"lab {record.name}: at {at}"
     return f"lab {record.name}: the restore to {going_to} did not finish; the lab is back at {at}"
+
+
+def drop_stale_previous(hypervisor: Hypervisor, host: Host, record: LabRecord) -> None:
+    """A ``labmgr-previous`` left by an earlier restore killed after it finished is not this
+    restore's: gone before the record says restoring, so recovery only ever reverts to ours."""
+    for name, server in record.servers.items():
+        if hypervisor.has_domain(server.domain):
+            points_of(hypervisor, host, record, name).drop(PREVIOUS)
 
 
 def settle_interrupted_restores(reporter: Reporter = SILENT) -> list[str]:

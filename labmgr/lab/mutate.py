@@ -23,13 +23,14 @@ from filelock import FileLock
 
 from ..errors import LabError, LabmgrError
 from ..history import history_for, now
+from ..hosts import host_for
 from ..hypervisor import connect
 from ..probes import load_probes, run_probes
 from ..probes.damages import Damage, damages_for
 from ..progress import SILENT, Reporter
 from ..spec import load_environment
 from . import records
-from .pointintime import PREVIOUS, check_agents, drop_previous, revert, take_previous
+from .pointintime import PREVIOUS, check_agents, points_of
 from .probing import probe_lab
 
 
@@ -91,23 +92,25 @@ def mutate_lab(name: str, probes_file: Path, only: list[str] | None = None,
     damages = _unique(d for probe in chosen for d in damages_for(probe, env))
     score = MutationScore(name, record.point.get("at", ""))
     begun = time.monotonic()
-    with FileLock(str(record.directory / "restore.lock"), timeout=0), connect(record.hypervisor) as hypervisor:
+    with FileLock(str(record.directory / "restore.lock"), timeout=0), connect(record.hypervisor) as hypervisor, \
+            host_for(record.hypervisor) as host:
         domains = {server: hypervisor.domain(lab.domain) for server, lab in record.servers.items()}
+        keepers = {server: points_of(hypervisor, host, record, server) for server in record.servers}
         check_agents(list(domains.values()))
         score.baseline = _verdicts(probe_lab(name, probes_file, only).results)
         with reporter.step("snapshot the lab's point", total=len(domains)) as step:
-            for domain in domains.values():
-                take_previous(domain)
+            for keeper in keepers.values():
+                keeper.take(PREVIOUS)
                 step.advance()
         _mark(record, True)
         try:
             with reporter.step(f"{len(damages)} damages", total=len(damages)) as step:
                 for damage in damages:
-                    score.outcomes.append(_one(damage, record, env, chosen, domains, score.baseline))
+                    score.outcomes.append(_one(damage, record, env, chosen, domains, keepers, score.baseline))
                     step.advance()
         finally:
-            for domain in domains.values():
-                drop_previous(domain)
+            for keeper in keepers.values():
+                keeper.drop(PREVIOUS)
         _mark(record, False)
     score.after = _verdicts(probe_lab(name, probes_file, only).results)
     score.seconds = round(time.monotonic() - begun, 2)
@@ -151,7 +154,8 @@ def mutations(env, lab: str, since: str = "") -> list[dict]:
     return out
 
 
-def _one(damage: Damage, record, env, probes: list, domains: dict, baseline: dict[str, bool]) -> Outcome:
+def _one(damage: Damage, record, env, probes: list, domains: dict, keepers: dict,
+         baseline: dict[str, bool]) -> Outcome:
     domain = domains.get(damage.server)
     if domain is None:
         return Outcome(damage, False, error=f"lab {record.name} has no server {damage.server}")
@@ -166,7 +170,8 @@ def _one(damage: Damage, record, env, probes: list, domains: dict, baseline: dic
         after = _verdicts(run_probes(record, env, probes))
         return Outcome(damage, True, [n for n, passed in after.items() if baseline.get(n) and not passed])
     finally:
-        revert(domain, PREVIOUS)     # as a failed restore does: the server is back at the lab's point
+        # as a failed restore does: the server is back at the lab's point (a resumed VM: a new handle)
+        domains[damage.server] = keepers[damage.server].revert(PREVIOUS)
 
 
 def _verdicts(results) -> dict[str, bool]:

@@ -39,8 +39,8 @@ from ..timeparse import format_point
 from . import records
 from .lastclean import resolve_point
 from .pointplan import PointPlan, plan_point
-from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
-from .interrupted import settle
+from .pointintime import CLEAN, PREVIOUS, check_agents, points_of
+from .interrupted import drop_stale_previous, settle
 from .records import LabRecord
 
 
@@ -63,7 +63,7 @@ def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> Restore
         at = resolve_point(env, store, at_text)      # a time, or 'last-clean' (scans + probe history)
         plan = plan_point(env, store, at)
         with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
-            _drop_stale_previous(hypervisor, record)
+            drop_stale_previous(hypervisor, host, record)
             record.state, record.restoring = "restoring", {"at": format_point(at), "requested": at_text}
             record.save()
             staging = _staging_dir(record)
@@ -94,13 +94,6 @@ def _staging_dir(record: LabRecord) -> Path:
     staging.chmod(0o711)
     (staging / "plain").mkdir(mode=0o700)
     return staging
-
-
-def _drop_stale_previous(hypervisor: Hypervisor, record: LabRecord) -> None:
-    """A ``labmgr-previous`` left by an earlier restore killed after it finished is not this
-    restore's: gone before the record says restoring, so recovery only ever reverts to ours."""
-    for server in record.servers.values():
-        drop_previous(hypervisor.domain(server.domain))
 
 
 def _commit(record: LabRecord, plan: PointPlan, at: datetime, at_text: str) -> None:
@@ -134,25 +127,26 @@ def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpSt
                 media[server] = (on_host / iso.name, label, restores)
                 step.advance()
     try:
-        return _restore_at_point(hypervisor, record, plan, media, result, reporter, commit)
+        return _restore_at_point(hypervisor, host, record, plan, media, result, reporter, commit)
     finally:
         if str(on_host) != str(staging):
             host.remove_tree(on_host)
 
 
-def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan, media: dict,
+def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, plan: PointPlan, media: dict,
                       result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
+    points = {server: points_of(hypervisor, host, record, server) for server in plan.chosen}
     check_agents(list(domains.values()))
-    with reporter.step("snapshot the current point", total=len(domains)) as step:
-        for domain in domains.values():
-            take_previous(domain)
-            step.advance()
+    with reporter.step("keep the current point", total=len(domains)) as step:
+        with ThreadPoolExecutor(max_workers=len(domains)) as pool:
+            for done in pool.map(lambda keeper: keeper.take(PREVIOUS), points.values()):
+                step.advance()
     started = time.monotonic()
     try:
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
-                jobs = {server: pool.submit(_restore_server, domains[server], server, *media[server], reporter)
+                jobs = {server: pool.submit(_restore_server, points[server], server, *media[server], reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
@@ -169,22 +163,22 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
     except BaseException:
         # not cancellable: a lab left half reverted would be at no point at all
         with shielded(reporter).step("revert to the previous point", total=len(domains)) as step:
-            for domain in domains.values():
-                revert(domain, PREVIOUS)
+            for keeper in points.values():
+                keeper.revert(PREVIOUS)
                 step.advance()
-        for domain in domains.values():
-            drop_previous(domain)
+        for keeper in points.values():
+            keeper.drop(PREVIOUS)
         raise
-    for domain in domains.values():
-        drop_previous(domain)
+    for keeper in points.values():
+        keeper.drop(PREVIOUS)
     record.point["seconds"] = result.seconds
     record.save()
     return result
 
 
-def _restore_server(domain, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
+def _restore_server(keeper, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
     with stage(reporter, server, "revert"):
-        revert(domain, CLEAN)
+        domain = keeper.revert(CLEAN)
     return inject_and_restore(domain, iso, label, restores, server, reporter=reporter)
 
 
