@@ -39,6 +39,26 @@ class Hypervisor:
         with translated(f"volume '{volume}' of storage pool '{pool}' on {self.uri}"):
             return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
 
+    def define_and_start_pool(self, xml: str) -> None:
+        with translated(f"creating a storage pool on {self.uri}"):
+            pool = self.conn.storagePoolDefineXML(xml, 0)
+            pool.create(0)
+
+    def refresh_pool(self, name: str) -> None:
+        with translated(f"storage pool '{name}' on {self.uri}"):
+            self.conn.storagePoolLookupByName(name).refresh(0)
+
+    def remove_pool(self, name: str) -> None:
+        """Stop and undefine pool ``name`` (its directory and files stay); a pool already gone is fine."""
+        try:
+            pool = self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            return
+        with translated(f"removing storage pool '{name}'"):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+
     # networks ------------------------------------------------------------
     def network_names(self) -> list[str]:
         with translated(f"listing networks on {self.uri}"):
