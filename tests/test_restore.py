@@ -23,8 +23,9 @@ from labmgr.dumps.hourly import collect
 from labmgr.dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from labmgr.dumps.media import MediaFile
 from labmgr.dumps.store import store_for
+from labmgr.hosts import host_for
 from labmgr.lab import records
-from labmgr.lab.pointintime import CLEAN
+from labmgr.lab.pointintime import CLEAN, points_of
 from labmgr.lab.teardown import lab_down
 from labmgr.lab.up import lab_up
 from labmgr.snapshot import capture, delete_snapshot
@@ -136,7 +137,7 @@ def test_signoff_and_report_of_two_points(lab, tmp_path) -> None:
     assert "| alice |" in md.stdout and "Q3 invoices present" in md.stdout
     for hour in (1, 2, 3):
         assert f"db/invoices @ {format_point(T0 + timedelta(hours=hour))}" in md.stdout
-    assert "| boot |" in md.stdout and "| clean_snapshot |" in md.stdout
+    assert "| resume |" in md.stdout and "| clone |" in md.stdout     # an instant lab: resumed, not booted
     html_file = tmp_path / "report.html"
     assert labmgr("report", LAB, "--format", "html", "-o", str(html_file)).returncode == 0
     page = lxml.html.parse(str(html_file)).getroot()
@@ -202,7 +203,8 @@ def test_a_silent_agent_leaves_the_lab_as_it_was(lab, hypervisor) -> None:
     line = one_line_error(labmgr("lab", "restore", LAB, "--at", at(2)))
     assert "does not answer" in line and "left as it was" in line
     assert records.load(LAB).point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
-    domain.revert_to_snapshot(CLEAN)     # the clean snapshot's agent is running again
+    with host_for(record.hypervisor) as host:      # the clean point's agent is running again
+        points_of(hypervisor, host, records.load(LAB), "db").revert(CLEAN)
     assert domain.agent().wait_ready(timeout=60) >= 0
 
 

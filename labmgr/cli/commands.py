@@ -89,7 +89,8 @@ def snapshot() -> None:
 
 @snapshot.command("capture")
 @SPEC
-def snapshot_capture(spec: Path) -> None:
+@click.option("--warm", is_flag=True, help="also make its warm template now (labs then resume, not boot)")
+def snapshot_capture(spec: Path, warm: bool) -> None:
     """Copy every production server's disks and definition, without changing production."""
     from ..snapshot import capture
 
@@ -97,6 +98,11 @@ def snapshot_capture(spec: Path) -> None:
     taken = capture(env, RichReporter())
     click.echo(f"snapshot {taken.id} of {env.name}: {len(taken.servers)} servers, "
                f"{human_size(taken.size())}, {taken.seconds:.1f} s")
+    if warm:
+        from ..lab.template import warm as make_warm
+
+        made = make_warm(env, spec, taken, RichReporter())
+        click.echo(f"template {made.key}: {human_size(made.size)}, {made.seconds:.1f} s")
 
 
 @snapshot.command("list")
@@ -109,13 +115,19 @@ def snapshot_list(spec: Path, as_json: bool) -> None:
     env = load_environment(spec)
     snapshots = list_snapshots(env.name)
     if as_json:
-        click.echo(json.dumps([json.loads(s.to_json()) for s in snapshots], indent=2))
+        from ..lab.template import describe_templates
+
+        click.echo(json.dumps([{**json.loads(s.to_json()), "templates": describe_templates(s)} for s in snapshots],
+                              indent=2))
         return
     if not snapshots:
         click.echo(f"no snapshots of {env.name} yet ('labmgr snapshot capture {spec}')")
+    from ..lab.template import template_sizes
+
     for s in snapshots:
         methods = ", ".join(f"{n}:{c.method}{'+frozen' if c.frozen else ''}" for n, c in s.servers.items())
-        click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}")
+        warm = f"  template {human_size(template_sizes(s))}" if template_sizes(s) else ""
+        click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}{warm}")
 
 
 @snapshot.command("delete")
@@ -140,12 +152,14 @@ def lab() -> None:
 @SPEC
 @click.option("--name", default=None, help="lab name (default: ENV-N)")
 @click.option("--snapshot", "snapshot_id", default=None, help="snapshot id (default: the newest)")
-def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> None:
-    """Clone the snapshot into an isolated lab and boot it."""
+@click.option("--cold", is_flag=True, help="boot it instead of resuming the snapshot's warm template")
+def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None, cold: bool) -> None:
+    """Clone the snapshot into an isolated lab: resumed from its warm template (made by a cold
+    boot the first time), or booted with --cold."""
     from ..lab.up import lab_up
 
     env = load_environment(spec)
-    record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter())
+    record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter(), cold=cold)
     from ..lab.hypervisors import short
 
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in record.timings.items())
@@ -264,6 +278,10 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
 
     unreachable: list[tuple[str, str]] = []
     removed = lab_gc(list(uris), RichReporter(), expired=expired, unreachable=unreachable)
+    from ..lab.template import collect_templates
+
+    for what in collect_templates():
+        click.echo(f"removed {what}")
     for r in removed:
         door = ", its door" if r.door else ""
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks{door})")

@@ -69,7 +69,8 @@ def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
     record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter)
     summary.lab = record.name
     summary.stages["clone"] = round(record.timings.get("network", 0) + record.timings.get("clone", 0), 2)
-    summary.stages["boot"] = round(record.timings.get("boot", 0) + record.timings.get("clean_snapshot", 0), 2)
+    # an instant lab resumes instead of booting: that is its "boot" stage
+    summary.stages["boot"] = round(sum(record.timings.get(k, 0) for k in ("boot", "ready", "clean_snapshot", "resume")), 2)
     with store_for(env) as store:
         points = resolve_points(plan.points, store, datetime.now(timezone.utc))
     several = len(points) > 1

@@ -59,6 +59,13 @@ class Hypervisor:
                 pool.destroy()
             pool.undefine()
 
+    def restore_state(self, path: str, name: str) -> Domain:
+        """Resume a saved running state (a file or a FIFO on the hypervisor's host) as domain ``name``,
+        the name in the state's own header. libvirt checks the header's definition, not ours."""
+        with translated(f"resuming domain '{name}' from its saved state on {self.uri}"):
+            self.conn.restoreFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+        return self.domain(name)
+
     # networks ------------------------------------------------------------
     def network_names(self) -> list[str]:
         with translated(f"listing networks on {self.uri}"):
@@ -93,6 +100,11 @@ class Hypervisor:
         with translated(f"asking {self.uri} for its version"):
             version = self.conn.getLibVersion()
         return f"{version // 1_000_000}.{version // 1000 % 1000}"
+
+    def qemu_version(self) -> int:
+        """The hypervisor's own version (QEMU's, as libvirt reports it): a saved state needs the same."""
+        with translated(f"asking {self.uri} for its hypervisor version"):
+            return self.conn.getVersion()
 
     def available_memory(self) -> int:
         """Bytes the host can give new guests: free memory plus what page cache and buffers would yield."""

@@ -108,25 +108,6 @@ class Domain:
         with translated(self._what("unplugging a device from")):
             self.dom.detachDeviceFlags(device_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
-    # saved running state (points in time of pflash-firmware VMs) ---------
-    def has_pflash(self) -> bool:
-        """UEFI firmware in pflash: libvirt 9.0 refuses internal snapshots of such a VM."""
-        from ..xml.builder import parse
-
-        root = parse(self.xml(inactive=False))
-        loader = root.find("os/loader")
-        return root.find("os").get("firmware") == "efi" or (loader is not None and loader.get("type") == "pflash")
-
-    def save(self, path: str) -> None:
-        """Write the running guest's state to ``path`` on the hypervisor's host; the domain stops."""
-        with translated(self._what("saving the running state of")):
-            self.dom.save(path)
-
-    def restore(self, path: str) -> None:
-        """Run the domain again from a state written by ``save``."""
-        with translated(self._what("restoring the saved state of")):
-            self.hypervisor.conn.restore(path)
-
     # internal snapshots ---------------------------------------------------
     def create_snapshot(self, snapshot_xml: str) -> None:
         with translated(self._what("taking a snapshot of")):
@@ -143,6 +124,18 @@ class Domain:
     def delete_snapshot(self, name: str) -> None:
         with translated(self._what(f"deleting snapshot '{name}' of")):
             self.dom.snapshotLookupByName(name, 0).delete(0)
+
+    # saved running state ---------------------------------------------------
+    def save_state(self, path: str) -> None:
+        """Write memory and devices to ``path`` on the hypervisor's host; the domain stops (its
+        definition stays). The disks are left exactly as the saved state expects them."""
+        with translated(self._what("saving the running state of")):
+            self.dom.saveFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+
+    def define_persistent(self, xml: str) -> None:
+        """Give a restored (transient) domain a persistent definition, so lab down finds it."""
+        with translated(self._what("defining")):
+            self.hypervisor.conn.defineXML(xml)
 
     def agent(self, timeout: float = 10) -> "GuestAgent":
         from .agent import GuestAgent

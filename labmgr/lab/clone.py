@@ -153,3 +153,40 @@ def check_own_paths(production_xml: str, lab: DomainXML, server: str) -> None:
         if path in production:
             raise LabError(f"server {server}: the lab would still use production's {path} ({where})",
                            hint="this is a labmgr defect: report it with the domain's XML")
+
+
+@dataclass(frozen=True)
+class ResumeInputs:
+    lab: str
+    environment: str
+    snapshot: str
+    server: Server
+    domain_name: str
+    uuid: str
+    overlays: dict[str, Path]
+    nvram: Path | None
+    networks: dict[str, str]
+    directory: Path | None = None       # the lab server's own directory (log files)
+
+
+def resume_lab_domain(template_xml: str, inputs: ResumeInputs) -> str:
+    """What a lab resumed from a warm template changes in the template VM's saved definition
+    (which already carries every change above): only what makes it this lab's own VM —
+    name, title, UUID, tag, overlays, NVRAM and lab networks. Devices, their addresses and
+    the machine type stay exactly as saved: the resumed memory expects them."""
+    domain = DomainXML(template_xml)
+    server = inputs.server
+    domain.set_name(inputs.domain_name)
+    domain.set_title(f"labmgr lab {inputs.lab}: {server.name} ({server.hostname})")
+    domain.set_uuid(inputs.uuid)
+    domain.set_tag(LabTag(lab=inputs.lab, environment=inputs.environment,
+                          server=server.name, snapshot=inputs.snapshot))
+    for target, overlay in inputs.overlays.items():
+        domain.set_disk_file(target, overlay)
+    if inputs.nvram is not None:
+        domain.set_os_file("nvram", inputs.nvram)
+    for nic in server.nics:
+        domain.put_interface_on_network(nic.mac, inputs.networks[nic.network])
+    if inputs.directory is not None:      # the template's log files are the template's
+        device_edits.own_log_files(domain.devices, inputs.directory)
+    return str(domain)

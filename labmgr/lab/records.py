@@ -34,6 +34,9 @@ class LabServer:
     domain: str     # libvirt domain name
     hostname: str
     overlays: dict[str, str] = field(default_factory=dict)   # disk target -> overlay path
+    nvram: str = ""         # the lab's own NVRAM copy ("" = none)
+    points: str = "snapshot"    # how its points in time are kept: "snapshot" or "saved" (pointintime.py)
+    saved: dict[str, dict] = field(default_factory=dict)     # point -> SavedPoint (points "saved")
 
 
 @dataclass
@@ -54,6 +57,7 @@ class LabRecord:
     point: dict = field(default_factory=dict)     # the point in time the lab is at (lab restore)
     lease_until: str = ""                         # kept for people until then (lab gc --expired)
     storage: str = ""       # the lab's directory on the hypervisor's host: overlays, media ("": ``directory``)
+    template: str = ""      # the warm template it was resumed from ("" = booted cold)
 
     def lease_expired(self, now: datetime) -> bool:
         return bool(self.lease_until) and datetime.fromisoformat(self.lease_until.replace("Z", "+00:00")) <= now

@@ -37,7 +37,7 @@ from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
 from ..timeparse import format_point, parse_point
 from . import records
-from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
+from .pointintime import CLEAN, PREVIOUS, check_agents, points_of
 from .records import LabRecord
 
 
@@ -125,25 +125,26 @@ def _restore(hypervisor: Hypervisor, host, env: Environment, store: DumpStore, r
                 media[server] = (on_host / iso.name, label, restores)
                 step.advance()
     try:
-        return _restore_at_point(hypervisor, record, plan, media, result, reporter)
+        return _restore_at_point(hypervisor, host, record, plan, media, result, reporter)
     finally:
         if str(on_host) != str(staging):
             host.remove_tree(on_host)
 
 
-def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan, media: dict,
+def _restore_at_point(hypervisor: Hypervisor, host, record: LabRecord, plan: PointPlan, media: dict,
                       result: RestoreResult, reporter: Reporter) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
+    points = {server: points_of(hypervisor, host, record, server) for server in plan.chosen}
     check_agents(list(domains.values()))
-    with reporter.step("snapshot the current point", total=len(domains)) as step:
-        for domain in domains.values():
-            take_previous(domain)
-            step.advance()
+    with reporter.step("keep the current point", total=len(domains)) as step:
+        with ThreadPoolExecutor(max_workers=len(domains)) as pool:
+            for done in pool.map(lambda keeper: keeper.take(PREVIOUS), points.values()):
+                step.advance()
     started = time.monotonic()
     try:
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
-                jobs = {server: pool.submit(_restore_server, domains[server], server, *media[server], reporter)
+                jobs = {server: pool.submit(_restore_server, points[server], server, *media[server], reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
@@ -157,20 +158,20 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
             raise failures[0]
     except BaseException:
         with reporter.step("revert to the previous point", total=len(domains)) as step:
-            for domain in domains.values():
-                revert(domain, PREVIOUS)
+            for keeper in points.values():
+                keeper.revert(PREVIOUS)
                 step.advance()
         raise
     finally:
-        for domain in domains.values():
-            drop_previous(domain)
+        for keeper in points.values():
+            keeper.drop(PREVIOUS)
     result.seconds["restore"] = round(time.monotonic() - started, 2)
     return result
 
 
-def _restore_server(domain, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
+def _restore_server(keeper, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
     with stage(reporter, server, "revert"):
-        revert(domain, CLEAN)
+        domain = keeper.revert(CLEAN)
     return inject_and_restore(domain, iso, label, restores, server, reporter=reporter)
 
 

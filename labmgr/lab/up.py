@@ -27,13 +27,16 @@ from . import naming, records
 from .clone import CloneInputs, derive_lab_domain
 from .placement import place
 from .records import LabNetwork, LabRecord, LabServer
-from .pointintime import take_clean_snapshot
+from .pointintime import CLEAN, choose_kind, points_of
 from .hypervisors import remember_hypervisor
 from .teardown import remove_lab
 
 
 def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapshot_id: str | None = None,
-           reporter: Reporter = SILENT) -> LabRecord:
+           reporter: Reporter = SILENT, cold: bool = False, for_template: bool = False) -> LabRecord:
+    """A lab of the snapshot: resumed from its warm template (made by a cold boot the first time),
+    or with ``cold`` booted as production would be. ``for_template``: the cold lab a template is
+    made from (no clean points, no history: it becomes the template)."""
     requested_accel(env.accel)          # a bad LABMGR_ACCEL is refused before anything else
     snapshot = find_snapshot(env.name, snapshot_id)
     _check_snapshot(env, snapshot)
@@ -45,12 +48,16 @@ def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapsh
         _check_names_free(hypervisor, env, name)
         snapshot = ensure_copy(snapshot, site.uri, host, storage_root(site), reporter)
         remember_hypervisor(site.uri)
+        if not cold and not for_template:
+            from .instant import instant_up
+
+            return instant_up(hypervisor, host, env, spec_path, snapshot, name, virt_type, reporter)
         record = records.reserve(name, env.name, hypervisor=site.uri, snapshot=snapshot.id,
                                  spec=str(Path(spec_path).absolute()), virt_type=virt_type)
         try:
             record.storage = str(lab_dir(storage_root(site), record.name))
             record.save()
-            _build(hypervisor, host, env, snapshot, record, reporter)
+            _build(hypervisor, host, env, snapshot, record, reporter, for_template)
         except BaseException as exc:
             record.state = "failed"
             record.error = str(exc)
@@ -95,7 +102,44 @@ def _check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None
 
 
 def _build(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
-           reporter: Reporter) -> None:
+           reporter: Reporter, for_template: bool) -> None:
+    make_networks(hypervisor, env, record, reporter)
+
+    started = time.monotonic()
+    with reporter.step("clones", total=len(env.servers)) as step:
+        for server in env.servers:
+            _clone_server(hypervisor, host, env, snapshot, record, server)
+            step.advance()
+    record.timings["clone"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    _boot(hypervisor, env, record, reporter)
+    record.timings["boot"] = round(time.monotonic() - started, 2)
+
+    started = time.monotonic()
+    with reporter.step("services ready", total=len(env.servers)) as step:
+        for server in env.servers:
+            _wait_until_booted(hypervisor.domain(record.servers[server.name].domain), server,
+                               env.boot_timeout, reporter)
+            step.advance()
+    record.timings["ready"] = round(time.monotonic() - started, 2)
+    if for_template:
+        return
+    started = time.monotonic()
+    with reporter.step("clean points", total=len(env.servers)) as step:
+        with ThreadPoolExecutor(max_workers=len(env.servers)) as pool:
+            keepers = [points_of(hypervisor, host, record, s.name) for s in env.servers]
+            for _ in pool.map(lambda keeper: keeper.take(CLEAN), keepers):
+                step.advance()
+    record.timings["clean_snapshot"] = round(time.monotonic() - started, 2)
+    record.state = "up"
+    record.save()
+    with history_for(env) as history:
+        history.record_lab(record.name, env.name, snapshot.id, record.created_at, record.timings)
+
+
+def make_networks(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter: Reporter) -> None:
+    """The lab's own networks: own bridges, no host address, no forward (written to the record first)."""
     started = time.monotonic()
     with reporter.step("networks", total=len(env.networks)) as step:
         taken = hypervisor.bridges_in_use()
@@ -110,30 +154,6 @@ def _build(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, r
             step.advance()
     record.timings["network"] = round(time.monotonic() - started, 2)
 
-    started = time.monotonic()
-    with reporter.step("clones", total=len(env.servers)) as step:
-        for server in env.servers:
-            _clone_server(hypervisor, host, env, snapshot, record, server)
-            step.advance()
-    record.timings["clone"] = round(time.monotonic() - started, 2)
-
-    started = time.monotonic()
-    _boot(hypervisor, env, record, reporter)
-    record.timings["boot"] = round(time.monotonic() - started, 2)
-
-    started = time.monotonic()
-    with reporter.step("clean snapshots (after boot completes)", total=len(env.servers)) as step:
-        for server in env.servers:
-            domain = hypervisor.domain(record.servers[server.name].domain)
-            _wait_until_booted(domain, server, env.boot_timeout, reporter)
-            take_clean_snapshot(domain)
-            step.advance()
-    record.timings["clean_snapshot"] = round(time.monotonic() - started, 2)
-    record.state = "up"
-    record.save()
-    with history_for(env) as history:
-        history.record_lab(record.name, env.name, snapshot.id, record.created_at, record.timings)
-
 
 def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snapshot, record: LabRecord,
                   server: Server) -> None:
@@ -143,6 +163,7 @@ def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snap
     host.mkdir(folder)
     host.make_traversable(folder)
     lab_server = LabServer(domain=naming.domain_name(record.name, server.name), hostname=server.hostname)
+    lab_server.points = choose_kind(snapshot.file(copy.xml).read_text())
     record.servers[server.name] = lab_server
     record.save()
     for disk in copy.disks:
@@ -156,6 +177,7 @@ def _clone_server(hypervisor: Hypervisor, host, env: Environment, snapshot: Snap
             host.copy(snapshot.host_file(relative, record.hypervisor), target)
             host.chmod(target, 0o644)
             os_files[tag] = target
+            lab_server.nvram = str(target)
         else:
             os_files[tag] = snapshot.host_file(relative, record.hypervisor)
     xml = derive_lab_domain(snapshot.file(copy.xml).read_text(), CloneInputs(

@@ -236,6 +236,13 @@ class DomainXML:
             for node in self.root.findall(tag):
                 self.root.remove(node)
 
+    def set_uuid(self, uuid: str) -> None:
+        node = self.root.find("uuid")
+        if node is None:
+            node = etree.Element("uuid")
+            self.root.find("name").addnext(node)
+        node.text = uuid
+
     def set_tag(self, tag: LabTag) -> None:
         metadata = _metadata(self.root)
         for old in metadata.findall(f"{{{NAMESPACE}}}lab"):
