@@ -10,7 +10,8 @@ DEB_PACKAGES := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
 	qemu-system-x86 qemu-utils dnsmasq-base iptables debootstrap e2fsprogs iproute2 \
 	python3 python3-venv python3-dev gcc libxml2-utils \
 	openssh-server openssh-client postgresql mariadb-server mariadb-client \
-	tmux librsvg2-bin chromium chromium-driver ovmf
+	tmux librsvg2-bin chromium chromium-driver ovmf \
+	grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools fdisk
 
 .PHONY: demo demo-down test bench deps venv libvirt clean
 

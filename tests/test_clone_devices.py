@@ -124,3 +124,9 @@ def test_a_path_the_clone_forgot_is_refused() -> None:
     xml = PRODUCTION.replace("</devices>", '<audio id="1" type="file" path="/var/log/shop-fw01.wav"/></devices>')
     with pytest.raises(LabError, match="production's /var/log/shop-fw01.wav"):
         derive_lab_domain(xml, inputs())
+
+
+def test_the_lab_definition_passes_virt_xml_validate(tmp_path: Path) -> None:
+    from test_clone import validate
+
+    validate(tmp_path, "domain.xml", derive_lab_domain(PRODUCTION, inputs()), "domain")

@@ -32,6 +32,8 @@ ESP_MIB = 34                             # FAT32 wants at least 32 MiB
 ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 GRUB_PC = Path("/usr/lib/grub/i386-pc")
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")     # Debian's ovmf, no Secure Boot
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 # Find the root filesystem by label: the same config boots either layout, whatever disk it is.
 GRUB_CFG = """set timeout=0
 search --no-floppy --label root --set=root

@@ -39,6 +39,26 @@ class Hypervisor:
         with translated(f"volume '{volume}' of storage pool '{pool}' on {self.uri}"):
             return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
 
+    def define_and_start_pool(self, xml: str) -> None:
+        with translated(f"creating a storage pool on {self.uri}"):
+            pool = self.conn.storagePoolDefineXML(xml, 0)
+            pool.create(0)
+
+    def refresh_pool(self, name: str) -> None:
+        with translated(f"storage pool '{name}' on {self.uri}"):
+            self.conn.storagePoolLookupByName(name).refresh(0)
+
+    def remove_pool(self, name: str) -> None:
+        """Stop and undefine pool ``name`` (its directory and files stay); a pool already gone is fine."""
+        try:
+            pool = self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            return
+        with translated(f"removing storage pool '{name}'"):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+
     def restore_state(self, path: str, name: str) -> Domain:
         """Resume a saved running state (a file or a FIFO on the hypervisor's host) as domain ``name``,
         the name in the state's own header. libvirt checks the header's definition, not ours."""

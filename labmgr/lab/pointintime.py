@@ -41,9 +41,10 @@ _RECORD_LOCK = threading.Lock()      # servers revert in parallel threads; one w
 def choose_kind(domain_xml: str) -> str:
     """How a cold lab VM keeps its points: saved states when it boots from pflash firmware (no
     internal snapshots there), else ``LABMGR_CLEAN_POINT`` or the measured default."""
-    loader = DomainXML(domain_xml).root.find("os/loader")
-    if loader is not None and loader.get("type") == "pflash":
-        return SAVED
+    domain = DomainXML(domain_xml)
+    loader = domain.root.find("os/loader")
+    if domain.firmware() == "efi" or (loader is not None and loader.get("type") == "pflash"):
+        return SAVED        # <os firmware='efi'>: libvirt picks OVMF, in pflash, at start
     wanted = os.environ.get("LABMGR_CLEAN_POINT", DEFAULT_KIND)
     return wanted if wanted in (SAVED, SNAPSHOT) else DEFAULT_KIND
 

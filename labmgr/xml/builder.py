@@ -99,6 +99,15 @@ def guest_domain_xml(**context: object) -> str:
     return serialise(render("domain", **context))
 
 
+def firmware_domain_xml(**context: object) -> str:
+    """A firmware-booted guest from ``network_templates/firmware-domain.xml.j2`` (test production)."""
+    return serialise(render("firmware-domain", **context))
+
+
+def pool_xml(name: str, path: Path) -> str:
+    return serialise(render("pool", name=name, path=str(path)))
+
+
 def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
     """Push-mode backup of each (target, destination); destination None = leave out."""
     return serialise(render("domainbackup", disks=[

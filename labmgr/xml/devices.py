@@ -15,8 +15,9 @@ QEMU_NAMESPACE = "http://libvirt.org/schemas/domain/qemu/1.0"
 CHAR_DEVICES = ("serial", "console", "parallel", "channel")
 # Channel back-ends that stay inside the VM and libvirt: a fresh unix socket, a pty, SPICE's own.
 INSIDE_CHANNELS = ("unix", "pty", "spicevmc", "spiceport", "qemu-vdagent")
-# Paths a lab may share with production: the emulator binary is a program, not data.
-SHARED_PATH_ELEMENTS = ("emulator",)
+# Paths a lab may share with production: the emulator binary is a program, not data;
+# <resource><partition> is a cgroup name, not a file.
+SHARED_PATH_ELEMENTS = ("emulator", "resource")
 # ...and the host's random-number devices, which a guest only reads.
 SHARED_PATHS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 
@@ -101,7 +102,8 @@ def host_paths(root: etree._Element) -> dict[str, str]:
     for node in root.iter():
         if not isinstance(node.tag, str) or etree.QName(node).localname in SHARED_PATH_ELEMENTS:
             continue
-        if any(etree.QName(a).localname == "metadata" for a in node.iterancestors() if isinstance(a.tag, str)):
+        if any(etree.QName(a).localname in ("metadata", "resource")
+               for a in node.iterancestors() if isinstance(a.tag, str)):
             continue
         where = tree.getpath(node).removeprefix("/domain/")
         for name, value in node.attrib.items():
