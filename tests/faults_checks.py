@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from labmgr import journal, paths
@@ -153,3 +154,60 @@ def drill_plan(fp, tmp_path: Path, name: str, **fields) -> Path:
     path = tmp_path / f"{name}.plan.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
+
+
+# points kept as saved states (an instant lab's VMs) or as internal snapshots -----------------------
+def previous_files(hypervisor) -> list[str]:
+    """The files of a saved-state ``labmgr-previous`` in the lab VM's folder (on disk, not the record)."""
+    folder = Path(records.load(RESTORE_LAB).host_directory) / "db"
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("previous.") or ".previous-" in p.name
+                  or p.name == "nvram.previous")
+
+
+def previous_taken(hypervisor, domain) -> bool:
+    """A restore has kept the lab's current point: an internal snapshot, or a saved state on disk."""
+    return "labmgr-previous" in domain.snapshot_names() or bool(previous_files(hypervisor))
+
+
+def drop_templates() -> None:
+    """Forget the fault environment's warm templates, so the next lab up makes one (a lab standing
+    on a template's files keeps them)."""
+    from labmgr.hosts import host_for
+    from labmgr.lab.template import drop_template, list_templates
+    from labmgr.snapshot import list_snapshots
+
+    for snapshot in list_snapshots(ENV):
+        for template in list_templates(snapshot):
+            with host_for(template.hypervisor) as host:
+                drop_template(host, snapshot, template)
+
+
+def no_stray_templates() -> None:
+    """Every directory under a snapshot's templates/ is a described template or one a lab stands on."""
+    from labmgr.lab.template import TEMPLATES, list_templates
+    from labmgr.snapshot import list_snapshots
+
+    lab_files = " ".join(p.read_text() for p in paths.labs_dir().glob("*/lab.json"))
+    for snapshot in list_snapshots(ENV):
+        described = {Path(t.directory).name for t in list_templates(snapshot)}
+        for location in snapshot.locations().values():
+            folder = Path(location) / TEMPLATES
+            for child in folder.iterdir() if folder.is_dir() else []:
+                if child.is_dir():
+                    assert child.name in described or str(child) in lab_files, child
+
+
+# the results table -----------------------------------------------------------------------
+def results_file() -> Path:
+    return paths.state_dir() / "reliability" / "faults.jsonl"
+
+
+@pytest.fixture(scope="module")
+def log():
+    results_file().parent.mkdir(parents=True, exist_ok=True)     # appended to: the newest row of a fault counts
+
+    def add(fault: str, injected: str, checked: str, result: str, seconds: float) -> None:
+        with results_file().open("a") as out:
+            out.write(json.dumps({"fault": fault, "injected": injected, "checked": checked,
+                                  "result": result, "seconds": round(seconds, 1)}) + "\n")
+    return add

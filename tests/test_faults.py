@@ -16,12 +16,10 @@ import json
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import yaml
 
-from labmgr import paths
 from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.dumps.store import store_for
@@ -31,30 +29,15 @@ from labmgr.snapshot import capture, delete_snapshot, list_snapshots
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from faults_checks import (DATA, ENV, KILLED, RESTORE_LAB, drill_plan, freeze_status, killed_at, lab_data,
-                           labmgr_argv, nothing_left, production_intact, restart_libvirtd, said_point, stages_of)
+from faults_checks import (DATA, ENV, KILLED, RESTORE_LAB, drill_plan, drop_templates, freeze_status, killed_at,
+                           lab_data, log, labmgr_argv, no_stray_templates, nothing_left, previous_files, previous_taken,
+                           production_intact, restart_libvirtd, said_point, stages_of)
 from helpers import backing_chain, labmgr, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
 T0 = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 HOURS = {1: T0 + timedelta(hours=1), 2: T0 + timedelta(hours=2)}
 KILL_LAB = "lmf-k"
-
-
-# the results table -----------------------------------------------------------------------
-def results_file() -> Path:
-    return paths.state_dir() / "reliability" / "faults.jsonl"
-
-
-@pytest.fixture(scope="module")
-def log():
-    results_file().parent.mkdir(parents=True, exist_ok=True)     # appended to: the newest row of a fault counts
-
-    def add(fault: str, injected: str, checked: str, result: str, seconds: float) -> None:
-        with results_file().open("a") as out:
-            out.write(json.dumps({"fault": fault, "injected": injected, "checked": checked,
-                                  "result": result, "seconds": round(seconds, 1)}) + "\n")
-    return add
 
 
 # production and its checks -----------------------------------------------------------------
@@ -183,25 +166,42 @@ def restore_lab(hypervisor, fprod):
 
 
 def test_lab_up_killed_at_every_stage_is_collected(hypervisor, fprod, restore_lab, log) -> None:
-    for stage in restore_lab["up_stages"]:
-        started = time.monotonic()
-        killed_at(stage, "lab", "up", str(fprod["spec"]), "--name", KILL_LAB)
-        gc = labmgr("lab", "gc")
-        assert gc.returncode == 0, gc.stderr
-        nothing_left(hypervisor, fprod, [KILL_LAB])
-        production_intact(fprod)
-        log("SIGKILL", f"lab up, at '{stage}'", "'lab gc' leaves no domain, network, directory, door, "
-            "overlay; production intact", "pass", time.monotonic() - started)
+    """The first lab up of a snapshot makes its warm template (a cold boot, then saves), then resumes
+    the lab from it: killed at each stage of the resume (template there), then of the template's
+    making (template dropped first), 'lab gc' leaves neither the lab nor the template's lab or files."""
+    stages = restore_lab["up_stages"]
+    made = stages.index("save running states (template)") + 1
+    for phase, to_kill in (("instant", stages[made:]), ("template", stages[:made])):
+        for stage in to_kill:
+            started = time.monotonic()
+            if phase == "template":
+                drop_templates()
+            killed_at(stage, "lab", "up", str(fprod["spec"]), "--name", KILL_LAB)
+            gc = labmgr("lab", "gc")
+            assert gc.returncode == 0, gc.stderr
+            nothing_left(hypervisor, fprod, [KILL_LAB, "tpl-"])
+            no_stray_templates()
+            production_intact(fprod)
+            log("SIGKILL", f"lab up ({phase}), at '{stage}'", "'lab gc' leaves no domain, network, directory, "
+                "door, overlay, template lab or half-made template; production intact", "pass",
+                time.monotonic() - started)
 
 
 # lab restore --------------------------------------------------------------------------
 def settled_at(hypervisor, hour: int) -> None:
-    """The lab says it is at ``hour`` and its guest holds that hour's data; only the clean snapshot."""
+    """The lab says it is at ``hour`` and its guest holds that hour's data; only the clean point
+    (an internal snapshot, or for a VM keeping saved states no previous point's files on disk)."""
     assert said_point() == format_point(HOURS[hour])
-    assert records.load(RESTORE_LAB).state == "up"
+    record = records.load(RESTORE_LAB)
+    assert record.state == "up"
     assert lab_data(hypervisor) == f"hour{hour}"
-    domain = hypervisor.domain(records.load(RESTORE_LAB).servers["db"].domain)
-    assert domain.snapshot_names() == [CLEAN]
+    domain = hypervisor.domain(record.servers["db"].domain)
+    assert domain.is_active()
+    if record.servers["db"].points == "saved":
+        assert domain.snapshot_names() == [] and previous_files(hypervisor) == []
+        assert list(record.servers["db"].saved) == [CLEAN]
+    else:
+        assert domain.snapshot_names() == [CLEAN]
 
 
 SERVER_STAGES = ["db revert", "db media", "db restore"]
@@ -251,7 +251,7 @@ def test_agent_killed_mid_restore_leaves_the_old_point(hypervisor, fprod, restor
     restore = subprocess.Popen([*labmgr_argv(), "lab", "restore", RESTORE_LAB, "--at", HOURS[1].isoformat()],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # once the restore reverted the VM to clean (the agent answers again), kill the agent
-    while "labmgr-previous" not in domain.snapshot_names():
+    while not previous_taken(hypervisor, domain):
         assert restore.poll() is None
         time.sleep(0.1)
     time.sleep(5)
@@ -375,7 +375,7 @@ def test_libvirtd_restarted_mid_restore(hypervisor, fprod, restore_lab, log) -> 
     restore = subprocess.Popen([*labmgr_argv(), "lab", "restore", RESTORE_LAB, "--at", HOURS[target].isoformat()],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while "labmgr-previous" not in domain.snapshot_names():      # the lab is being changed
+        while not previous_taken(hypervisor, domain):      # the lab is being changed
             assert restore.poll() is None, restore.stderr.read()
             time.sleep(0.1)
         outage = restart_libvirtd()
