@@ -44,10 +44,11 @@ def cold_up(hypervisor: Hypervisor, host: Host, env: Environment, spec_path: Pat
         record.error = str(exc)
         record.save()
         remove_lab(hypervisor, record.name)
+        record.release()
         if isinstance(exc, LabmgrError) and not isinstance(exc, LabError):
             raise LabError(f"lab {record.name} could not be brought up and was removed: {exc}") from None
         raise
-    finally:
+    if not for_template:        # a template's maker holds its lab until the states are saved (gc: not abandoned)
         record.release()
     return record
 

@@ -34,7 +34,7 @@ def check_names_free(hypervisor: Hypervisor, env: Environment, name: str | None)
                        hint=f"choose another --name, or 'labmgr lab down {name}'")
 
 
-def reserve_lab(hypervisor: Hypervisor, env: Environment, name: str | None, **fields: object) -> LabRecord:
+def reserve_lab(hypervisor: Hypervisor, env: Environment, name: str | None, /, **fields: object) -> LabRecord:
     """``records.reserve`` with the clash check: an automatic name skips names libvirt already has."""
     return records.reserve(name, env.name, taken=lambda lab: bool(clashes(hypervisor, env, lab)), **fields)
 

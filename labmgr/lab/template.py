@@ -117,11 +117,13 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
             with ThreadPoolExecutor(max_workers=len(record.servers)) as pool:
                 for _ in pool.map(save, list(record.servers)):
                     step.advance()
+        remove_lab(hypervisor, lab)
     except BaseException:
         remove_lab(hypervisor, lab)
         host.remove_tree(directory)
         raise
-    remove_lab(hypervisor, lab)
+    finally:
+        record.release()
     template.size = sum(host.size(p) for p in _files(template))
     template.seconds = round(time.monotonic() - started, 2)
     template.made_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
