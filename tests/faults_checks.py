@@ -158,15 +158,21 @@ def drill_plan(fp, tmp_path: Path, name: str, **fields) -> Path:
 
 # points kept as saved states (an instant lab's VMs) or as internal snapshots -----------------------
 def previous_files(hypervisor) -> list[str]:
-    """The files of a saved-state ``labmgr-previous`` in the lab VM's folder (on disk, not the record)."""
+    """The files of a saved-state ``labmgr-previous`` in the lab VM's folder (on disk, not the record).
+    A previous point's layer that the VM's overlay now stands on (the lab went back to that point)
+    is the lab's disk, not a leftover: it goes at the next revert to clean."""
     folder = Path(records.load(RESTORE_LAB).host_directory) / "db"
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("previous.") or ".previous-" in p.name
-                  or p.name == "nvram.previous")
+    overlays = [p for p in folder.glob("*.qcow2") if "." not in p.stem]
+    in_use = {name for overlay in overlays for name, _ in backing_chain(overlay)}
+    return sorted(p.name for p in folder.iterdir()
+                  if p.name in ("previous.save", "nvram.previous")
+                  or (".previous-" in p.name and str(p) not in in_use))
 
 
 def previous_taken(hypervisor, domain) -> bool:
-    """A restore has kept the lab's current point: an internal snapshot, or a saved state on disk."""
-    return "labmgr-previous" in domain.snapshot_names() or bool(previous_files(hypervisor))
+    """A restore has begun keeping the lab's current point: an internal snapshot, or a state file."""
+    folder = Path(records.load(RESTORE_LAB).host_directory) / "db"
+    return "labmgr-previous" in domain.snapshot_names() or (folder / "previous.save").exists()
 
 
 def drop_templates() -> None:
