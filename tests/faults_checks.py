@@ -188,6 +188,17 @@ def drop_templates() -> None:
                 drop_template(host, snapshot, template)
 
 
+def template_labs(hypervisor, env) -> list[str]:
+    """The names of the labs that make the fault environment's warm templates (``tpl-<key>``: other
+    environments' template labs, made by other suites meanwhile, are not ours to look at)."""
+    from labmgr.hypervisor.accel import choose_virt_type
+    from labmgr.lab.template import template_key
+    from labmgr.snapshot import list_snapshots
+
+    virt_type = choose_virt_type(env.accel, hypervisor)
+    return [f"tpl-{template_key(env, snapshot, hypervisor, virt_type)[:12]}" for snapshot in list_snapshots(ENV)]
+
+
 def no_stray_templates() -> None:
     """Every directory under a snapshot's templates/ is a described template or one a lab stands on."""
     from labmgr.lab.template import TEMPLATES, list_templates

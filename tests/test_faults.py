@@ -31,7 +31,7 @@ from labmgr.timeparse import format_point
 
 from faults_checks import (DATA, ENV, KILLED, RESTORE_LAB, drill_plan, drop_templates, freeze_status, killed_at,
                            lab_data, log, labmgr_argv, no_stray_templates, nothing_left, previous_files, previous_taken,
-                           production_intact, restart_libvirtd, said_point, stages_of)
+                           production_intact, restart_libvirtd, said_point, stages_of, template_labs)
 from helpers import backing_chain, labmgr, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
@@ -179,7 +179,7 @@ def test_lab_up_killed_at_every_stage_is_collected(hypervisor, fprod, restore_la
             killed_at(stage, "lab", "up", str(fprod["spec"]), "--name", KILL_LAB)
             gc = labmgr("lab", "gc")
             assert gc.returncode == 0, gc.stderr
-            nothing_left(hypervisor, fprod, [KILL_LAB, "tpl-"])
+            nothing_left(hypervisor, fprod, [KILL_LAB, *template_labs(hypervisor, fprod["env"])])
             no_stray_templates()
             production_intact(fprod)
             log("SIGKILL", f"lab up ({phase}), at '{stage}'", "'lab gc' leaves no domain, network, directory, "
@@ -348,10 +348,11 @@ def test_a_drill_that_fails_after_lab_up_still_finishes(hypervisor, fprod, tmp_p
 
 
 def test_a_drill_killed_at_its_stages_is_collected_by_gc(hypervisor, fprod, tmp_path, log) -> None:
-    """Killed in its lab up (no boot needed to get there), and once its lab is up: 'lab gc' leaves
-    nothing (a drill's lab with no lease whose drill lock is free is garbage)."""
+    """Killed in its lab up (resumed from the snapshot's template: made first if there is none), and
+    once its lab is up: 'lab gc' leaves nothing (a drill's lab with no lease whose drill lock is free
+    is garbage)."""
     plan = drill_plan(fprod, tmp_path, "lmf-e", points=[HOURS[1].isoformat()])
-    for stage in ("networks", "clones", "boot (waiting for guest agents)", "check and stage dumps"):
+    for stage in ("clones (on the template)", "networks", "resume (no boot)", "check and stage dumps"):
         started = time.monotonic()
         killed_at(stage, "run", str(plan))
         if stage == "check and stage dumps":                       # up (and restoring), no lease, its drill dead
