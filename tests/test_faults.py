@@ -168,15 +168,17 @@ def restore_lab(hypervisor, fprod):
 def test_lab_up_killed_at_every_stage_is_collected(hypervisor, fprod, restore_lab, log) -> None:
     """The first lab up of a snapshot makes its warm template (a cold boot, then saves), then resumes
     the lab from it: killed at each stage of the resume (template there), then of the template's
-    making (template dropped first), 'lab gc' leaves neither the lab nor the template's lab or files."""
+    making (template dropped first), 'lab gc' leaves neither the lab nor the template's lab or files.
+    ``lab up --cold`` shares the template's stages but for its clean points."""
     stages = restore_lab["up_stages"]
     made = stages.index("save running states (template)") + 1
-    for phase, to_kill in (("instant", stages[made:]), ("template", stages[:made])):
+    for phase, to_kill, flags in (("instant", stages[made:], []), ("template", stages[:made], []),
+                                  ("cold", ["clean points"], ["--cold"])):
         for stage in to_kill:
             started = time.monotonic()
             if phase == "template":
                 drop_templates()
-            killed_at(stage, "lab", "up", str(fprod["spec"]), "--name", KILL_LAB)
+            killed_at(stage, "lab", "up", str(fprod["spec"]), "--name", KILL_LAB, *flags)
             gc = labmgr("lab", "gc")
             assert gc.returncode == 0, gc.stderr
             nothing_left(hypervisor, fprod, [KILL_LAB, *template_labs(hypervisor, fprod["env"])])
