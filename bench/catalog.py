@@ -1,12 +1,13 @@
 """Benchmark of the dump catalog and of import re-scans, printed as numbers measured in one run.
 
-    .venv/bin/python bench/catalog.py
+    .venv/bin/python bench/catalog.py [--quick] [--record]
 
 A synthetic catalog of one year of hourly dumps for 20 servers x 2 kinds
 (350,400 rows, inserted in one transaction); the timeline query a TUI grid
 makes for 48 hours and for a month; ``newest_good_at`` (what ``lab restore
 --at`` asks per source); then ``import`` of a directory of N files against an
-unchanged re-scan of it. Not a test: nothing fails on a number.
+unchanged re-scan of it (--quick: two days, 20 small files). Not a test:
+nothing fails on a number.
 """
 
 from __future__ import annotations
@@ -14,29 +15,29 @@ from __future__ import annotations
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
+from _common import Bench  # puts the repository on sys.path
 
 from labmgr.dumps import DumpRecord, DumpStore, import_dir  # noqa: E402
 from labmgr.spec.model import DumpSettings, DumpSource, Environment, Network, Nic, Server  # noqa: E402
 
 SERVERS = 20
-HOURS = 365 * 24
 START = datetime(2025, 11, 21, tzinfo=timezone.utc)
 SOURCES = (("db", "postgres", "pgdump"), ("files", "files", "tar"))
-IMPORT_FILES = int(os.environ.get("BENCH_IMPORT_FILES", "2000"))
-IMPORT_BYTES = int(os.environ.get("BENCH_IMPORT_BYTES", str(256 * 1024)))
+BENCH = Bench("catalog", __doc__)
+HOURS = 48 if BENCH.quick else 365 * 24
+IMPORT_FILES = 20 if BENCH.quick else int(os.environ.get("BENCH_IMPORT_FILES", "2000"))
+IMPORT_BYTES = 4096 if BENCH.quick else int(os.environ.get("BENCH_IMPORT_BYTES", str(256 * 1024)))
 
 
 def timed(action, repeat: int) -> float:
     """Median seconds of ``repeat`` runs of ``action``."""
     times = []
-    for _ in range(repeat):
+    for _ in range(BENCH.repeat(repeat)):
         started = time.perf_counter()
         action()
         times.append(time.perf_counter() - started)
@@ -70,26 +71,22 @@ def environment(store: Path) -> Environment:
                        dumps=DumpSettings(store=store))
 
 
-def bench_catalog(work: Path) -> list[tuple[str, str, str]]:
-    rows = []
+def bench_catalog(work: Path) -> None:
+    figure = BENCH.figure
     with DumpStore(work / "catalog-store") as store:
         started = time.perf_counter()
         inserted = store.catalog.add_many(synthetic_rows(store.root))
-        insert_seconds = time.perf_counter() - started
-        rows.append(("build records + insert (one transaction)", f"{inserted:,} rows", f"{insert_seconds:.2f} s "
-                     f"({inserted / insert_seconds:,.0f} rows/s)"))
-        size = (store.root / "catalog.sqlite").stat().st_size
-        rows.append(("catalog file", "", f"{size / 2**20:.1f} MiB"))
+        figure("insert", time.perf_counter() - started, "s", f"build records + insert {inserted:,} rows, one transaction")
+        figure("file", (store.root / "catalog.sqlite").stat().st_size / 2**20, "MiB", "catalog file")
 
         end = START + timedelta(hours=HOURS)
         day2 = timed(lambda: store.catalog.timeline(end - timedelta(hours=48), end), 21)
         month = timed(lambda: store.catalog.timeline(end - timedelta(days=30), end), 7)
         cells_48 = sum(len(v) for v in store.catalog.timeline(end - timedelta(hours=48), end).values())
         cells_month = sum(len(v) for v in store.catalog.timeline(end - timedelta(days=30), end).values())
-        rows.append(("timeline, 48 hours", f"{cells_48:,} cells", f"{day2 * 1000:.2f} ms"))
-        rows.append(("timeline, 30 days", f"{cells_month:,} cells", f"{month * 1000:.2f} ms"))
-        rows.append(("timeline 30 days / 48 hours", f"{cells_month / cells_48:.0f}× cells",
-                     f"{month / day2:.0f}× time"))
+        figure("timeline_48h", day2 * 1000, "ms", f"timeline query, 48 hours ({cells_48:,} cells)")
+        figure("timeline_30d", month * 1000, "ms", f"timeline query, 30 days ({cells_month:,} cells)")
+        figure("timeline_30d_over_48h", month / day2, "×", f"timeline 30 days / 48 hours ({cells_month / cells_48:.0f}× cells)")
 
         rng = random.Random(3)
         points = [(f"srv{rng.randrange(SERVERS):02d}", rng.choice(SOURCES)[0],
@@ -97,20 +94,19 @@ def bench_catalog(work: Path) -> list[tuple[str, str, str]]:
         started = time.perf_counter()
         for server, source, at in points:
             store.catalog.newest_good_at(server, source, at)
-        lookup = (time.perf_counter() - started) / len(points)
-        rows.append(("newest_good_at", "2,000 random points", f"{lookup * 1e6:.0f} µs each"))
+        figure("newest_good_at", (time.perf_counter() - started) / len(points) * 1e6, "µs",
+               "newest_good_at, one source (2,000 random points)")
         whole_env = timed(lambda: [store.catalog.newest_good_at(f"srv{n:02d}", s[0], end)
                                    for n in range(SERVERS) for s in SOURCES], 21)
-        rows.append(("newest_good_at, whole environment", f"{SERVERS * len(SOURCES)} sources",
-                     f"{whole_env * 1000:.2f} ms"))
+        figure("newest_good_at_env", whole_env * 1000, "ms",
+               f"newest_good_at, whole environment ({SERVERS * len(SOURCES)} sources)")
         plan = store.catalog.db.execute(
             "EXPLAIN QUERY PLAN SELECT taken_at / 3600 AS hour, server, source, count(*) FROM dumps "
             "WHERE taken_at >= 0 AND taken_at < 1 GROUP BY hour, server, source").fetchall()
-        rows.append(("timeline plan", "", "; ".join(step[-1] for step in plan)))
-    return rows
+        BENCH.note("timeline plan: " + "; ".join(step[-1] for step in plan))
 
 
-def bench_import(work: Path) -> list[tuple[str, str, str]]:
+def bench_import(work: Path) -> None:
     incoming = work / "incoming"
     incoming.mkdir()
     block = os.urandom(IMPORT_BYTES)
@@ -119,7 +115,7 @@ def bench_import(work: Path) -> list[tuple[str, str, str]]:
         n, (source, _, ext) = (i // len(SOURCES)) % SERVERS, SOURCES[i % len(SOURCES)]
         (incoming / f"srv{n:02d}--{source}--{taken:%Y%m%dT%H%M%SZ}.{ext}").write_bytes(block[:-1] + bytes([i % 256]))
     env = environment(work / "import-store")
-    volume = f"{IMPORT_FILES:,} files, {IMPORT_FILES * IMPORT_BYTES / 2**20:,.0f} MiB"
+    volume = f"{IMPORT_FILES:,} files, {IMPORT_FILES * IMPORT_BYTES / 2**20:,.1f} MiB"
 
     started = time.perf_counter()
     first = import_dir(env, incoming)
@@ -128,24 +124,19 @@ def bench_import(work: Path) -> list[tuple[str, str, str]]:
     rescan = timed(lambda: import_dir(env, incoming), 5)
     again = import_dir(env, incoming)
     assert again.skipped_unchanged == IMPORT_FILES and not again.added
-    return [("import, first run (hash + link)", volume, f"{first_seconds * 1000:,.0f} ms"),
-            ("import, unchanged re-scan", volume, f"{rescan * 1000:,.1f} ms"),
-            ("first import / re-scan", "", f"{first_seconds / rescan:,.0f}×")]
+    BENCH.figure("import_first", first_seconds * 1000, "ms", f"import, first run (hash + link), {volume}")
+    BENCH.figure("import_rescan", rescan * 1000, "ms", f"import, unchanged re-scan, {volume}")
+    BENCH.figure("import_first_over_rescan", first_seconds / rescan, "×", "first import / unchanged re-scan")
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="labmgr-bench-", dir=os.environ.get("BENCH_DIR", "/var/tmp")) as tmp:
         work = Path(tmp)
         started = time.perf_counter()
-        rows = bench_catalog(work) + bench_import(work)
-        total = time.perf_counter() - started
-    width = max(len(r[0]) for r in rows)
-    middle = max(len(r[1]) for r in rows)
-    print(f"{'measure':<{width}}  {'size':<{middle}}  time")
-    print(f"{'-' * width}  {'-' * middle}  ----")
-    for name, size, value in rows:
-        print(f"{name:<{width}}  {size:<{middle}}  {value}")
-    print(f"(whole benchmark {total:.1f} s)")
+        bench_catalog(work)
+        bench_import(work)
+        BENCH.note(f"(whole benchmark {time.perf_counter() - started:.1f} s)")
+    BENCH.done()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmarks of the foundation, printed as ratios measured in one run.
 
-    make bench
+    make bench      (or: .venv/bin/python bench/clone.py [--quick] [--record])
 
 Lab clone (the clone stage of `lab up` for one disk: a qcow2 overlay over the
 snapshot's image plus the derived domain XML) against a full copy of the same
@@ -13,15 +13,15 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
+from _common import Bench  # puts the repository on sys.path
 
+from labmgr.hosts import LocalHost  # noqa: E402
 from labmgr.lab.clone import CloneInputs, derive_lab_domain  # noqa: E402
-from labmgr.lab.up import make_overlay  # noqa: E402
+from labmgr.lab.labparts import make_overlay  # noqa: E402
 from labmgr.spec.model import Nic, Server  # noqa: E402
 
 PRODUCTION_XML = (Path(__file__).parent.parent / "tests" / "data" / "production-domain.xml").read_text()
@@ -29,7 +29,9 @@ SERVER = Server(name="db", hostname="db01", domain="shop-db01", nics=[
     Nic(network="lan", ip="10.20.0.11", mac="52:54:00:aa:00:11"),
     Nic(network="san", ip="10.40.0.11", mac="52:54:00:bb:00:11")])
 BASE_MIB = int(os.environ.get("BENCH_BASE_MIB", "256"))
-REPEAT = 9
+QUICK_MIB = 4
+NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
+HOST = LocalHost()
 
 
 def make_disk(path: Path, mib: int) -> None:
@@ -46,11 +48,12 @@ def make_disk(path: Path, mib: int) -> None:
 def clone_once(disk: Path, workdir: Path) -> float:
     overlay = workdir / "vda.qcow2"
     started = time.perf_counter()
-    make_overlay(disk, overlay)
+    make_overlay(HOST, disk, overlay)
     derive_lab_domain(PRODUCTION_XML, CloneInputs(
         lab="bench", environment="bench", snapshot="s", server=SERVER, domain_name="bench-db",
-        virt_type="qemu", overlays={"vda": overlay, "vdb": overlay}, os_files={},
-        networks={"lan": "bench-lan", "san": "bench-san"}))
+        virt_type="qemu", overlays={"vda": overlay, "vdb": overlay},
+        os_files={"loader": workdir / "loader", "nvram": workdir / "nvram"},     # the lab's own, as lab up gives
+        networks={"lan": "bench-lan", "san": "bench-san"}, directory=workdir))
     elapsed = time.perf_counter() - started
     overlay.unlink()
     return elapsed
@@ -68,26 +71,30 @@ def copy_once(disk: Path, workdir: Path) -> float:
 
 
 def main() -> None:
+    bench = Bench("clone", __doc__)
+    base = QUICK_MIB if bench.quick else BASE_MIB
     root = Path(os.environ.get("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state"))
     root.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=root))
     try:
         rows = []
-        for mib in (BASE_MIB, BASE_MIB * 10):
+        for mib in (base, base * 10):
             disk = workdir / f"disk-{mib}.qcow2"
             make_disk(disk, mib)
-            clone = statistics.median(clone_once(disk, workdir) for _ in range(REPEAT))
-            copy = statistics.median(copy_once(disk, workdir) for _ in range(3))
+            clone = statistics.median(clone_once(disk, workdir) for _ in range(bench.repeat(9)))
+            copy = statistics.median(copy_once(disk, workdir) for _ in range(bench.repeat(3)))
             rows.append((mib, clone, copy))
             disk.unlink()
-        print(f"{'disk data':>10} {'lab clone':>12} {'full copy':>12} {'copy / clone':>14}")
-        for mib, clone, copy in rows:
-            print(f"{mib:>6} MiB {clone * 1000:>9.1f} ms {copy * 1000:>9.1f} ms {copy / clone:>13.0f}x")
-        (small, clone1, copy1), (_, clone10, copy10) = rows
-        print(f"\nwhen disks grow 10x: lab clone takes {clone10 / clone1:.2f}x as long, "
-              f"a full copy {copy10 / copy1:.1f}x as long")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    for size, (mib, clone, copy) in zip(("small", "large"), rows):
+        bench.figure(f"{size}.clone", clone * 1000, "ms", f"lab clone, {mib} MiB of disk data")
+        bench.figure(f"{size}.copy", copy * 1000, "ms", f"full copy, {mib} MiB of disk data")
+        bench.figure(f"{size}.copy_over_clone", copy / clone, "×", f"full copy / lab clone, {mib} MiB")
+    (_, clone1, copy1), (_, clone10, copy10) = rows
+    bench.figure("growth.clone", clone10 / clone1, "×", "lab clone time when the disk grows 10×")
+    bench.figure("growth.copy", copy10 / copy1, "×", "full copy time when the disk grows 10×")
+    bench.done()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmarks of point-in-time restore, printed as ratios measured in one run.
 
-    make bench      (or: .venv/bin/python bench/restore.py)
+    make bench      (or: .venv/bin/python bench/restore.py [--quick] [--record])
 
 1. A warm point-in-time switch (`lab restore` in a running lab: revert to the
    clean snapshot, inject, restore) against a cold `lab up` + restore.
@@ -10,6 +10,7 @@
 
 It builds its own small production (one server of the test image, a `files`
 dump source collected through the guest agent) and removes everything after.
+--quick moves 1 MiB session files and 4 MiB media (the guests still boot).
 Not a test: nothing fails on a number.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent.parent))
+from _common import REPO, Bench  # puts the repository on sys.path
+
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
 
@@ -44,12 +45,14 @@ from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 from labmgr.xml.builder import cdrom_xml, free_scsi_target  # noqa: E402
 
-REPO = Path(__file__).parent.parent
+BENCH = Bench("restore", __doc__)
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SESSIONS = "/var/lib/app/sessions"
-MEDIA_MIB = int(os.environ.get("BENCH_MEDIA_MIB", "128"))
-AGENT_MIB = int(os.environ.get("BENCH_AGENT_MIB", "16"))
+MEDIA_MIB = 4 if BENCH.quick else int(os.environ.get("BENCH_MEDIA_MIB", "128"))
+AGENT_MIB = 1 if BENCH.quick else int(os.environ.get("BENCH_AGENT_MIB", "16"))
+SESSION_BYTES = 10**6 if BENCH.quick else 20 * 10**6
 LAB = "lmbench-lab"
+NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
 
 
 def main() -> None:
@@ -64,8 +67,9 @@ def main() -> None:
             spec = _spec(production, work)
             env = load_environment(spec)
             agent = hypervisor.domain(production.domain_name(production.servers[0])).agent(timeout=60)
-            for hour in (1, 2):    # ~20 MiB of session files per hour
-                agent.run(["sh", "-c", f"mkdir -p {SESSIONS} && head -c 20000000 /dev/urandom > {SESSIONS}/h{hour}"])
+            for hour in (1, 2):    # ~20 MB of session files per hour
+                agent.run(["sh", "-c", f"mkdir -p {SESSIONS} && head -c {SESSION_BYTES} /dev/urandom "
+                                       f"> {SESSIONS}/h{hour}"])
                 assert not collect(env, taken_at=T0 + timedelta(hours=hour)).failed
             capture(env)
 
@@ -90,16 +94,15 @@ def main() -> None:
                 path.unlink() if path.is_file() else path.rmdir()
             work.rmdir()
 
-    print(f"{'point-in-time switch':<44}{'seconds':>10}")
-    print(f"{'cold: lab up + restore':<44}{cold:>10.1f}")
-    print(f"{'warm: lab restore in the running lab':<44}{warm:>10.1f}")
-    print(f"warm switch is {cold / warm:.1f}x faster than a cold lab up + restore\n")
-    print(f"{'moving data into a lab guest':<44}{'MB/s':>10}")
-    print(f"{'hot-plugged ISO, read in the guest':<44}{iso_rate:>10.1f}")
-    print(f"{'hot-plugged plain disk, read in the guest':<44}{disk_rate:>10.1f}")
-    print(f"{'guest agent file writes (64 KiB chunks)':<44}{agent_rate:>10.1f}")
-    print(f"ISO is {iso_rate / agent_rate:.1f}x the agent's file writes and "
-          f"{iso_rate / disk_rate:.2f}x a plain virtual disk")
+    BENCH.figure("cold", cold, "s", "cold: lab up + lab restore")
+    BENCH.figure("warm", warm, "s", "warm: lab restore in the running lab")
+    BENCH.figure("cold_over_warm", cold / warm, "×", "cold / warm switch")
+    BENCH.figure("iso", iso_rate, "MB/s", f"hot-plugged ISO, read in the guest ({MEDIA_MIB} MiB)")
+    BENCH.figure("disk", disk_rate, "MB/s", f"hot-plugged plain disk, read in the guest ({MEDIA_MIB} MiB)")
+    BENCH.figure("agent", agent_rate, "MB/s", f"guest agent file writes, 64 KiB chunks ({AGENT_MIB} MiB)")
+    BENCH.figure("iso_over_agent", iso_rate / agent_rate, "×", "ISO / agent file writes")
+    BENCH.figure("iso_over_disk", iso_rate / disk_rate, "×", "ISO / plain virtual disk")
+    BENCH.done()
 
 
 def _spec(production: prod.Production, work: Path) -> Path:

@@ -1,3 +1,6 @@
+"""`python -m labmgr`: the CLI."""
+
 from .cli import run
 
-run()
+if __name__ == "__main__":
+    run()

@@ -6,24 +6,17 @@ import os
 import pwd
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from .check import MIN_FREE_GIB, Check
 from .errors import LabmgrError
 from .hypervisor import connect
 from .hypervisor.accel import is_local, kvm_device_usable, requested_accel, running_nested
+from .remote.checks import remote_checks
 from .spec import Environment
 
-MIN_FREE_GIB = 10
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    status: str          # ok, warn, fail
-    detail: str
-    fix: str = ""
+__all__ = ["Check", "run_checks"]
 
 
 def run_checks(uri: str, env: Environment | None = None) -> list[Check]:
@@ -36,8 +29,6 @@ def run_checks(uri: str, env: Environment | None = None) -> list[Check]:
     checks.append(_free_disk())
     remote = [u for u in dict.fromkeys([uri, *(s.uri for s in env.hypervisors)] if env else [uri]) if not is_local(u)]
     if remote:
-        from .remote.checks import remote_checks
-
         for each in remote:
             checks += remote_checks(each, env)
     return checks

@@ -51,3 +51,7 @@ class SnapshotError(LabmgrError):
 
 class LabError(LabmgrError):
     """A lab could not be brought up, found, or torn down."""
+
+
+class BusyError(LabmgrError):
+    """Another labmgr process is working on the same thing (holds its lock)."""

@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS history_drills (
     id INTEGER PRIMARY KEY, environment TEXT NOT NULL, lab TEXT NOT NULL, point TEXT NOT NULL,
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, stages TEXT NOT NULL, exit_code INTEGER NOT NULL,
     rpo_seconds REAL, probes INTEGER NOT NULL, passed INTEGER NOT NULL, error TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_share_events (
+    id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, share TEXT NOT NULL,
+    person TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_runs_by_lab ON history_probe_runs (lab, id);
 """
 
@@ -123,6 +126,18 @@ class Signoff:
     user: str
     note: str
     at: str
+    verdict: str = ""       # from a share link: 'right' or 'wrong'; '' for `labmgr signoff`
+
+
+@dataclass
+class ShareEvent:
+    """Who used a share link, what for and when (``labmgr share``)."""
+
+    share: str
+    person: str
+    event: str              # opened, page, websocket, signoff, refused
+    detail: str
+    at: str
 
 
 @dataclass
@@ -135,6 +150,9 @@ class LabEvidence:
     restores: list[Restored] = field(default_factory=list)
     runs: list[ProbeRun] = field(default_factory=list)
     signoffs: list[Signoff] = field(default_factory=list)
+    share_events: list[ShareEvent] = field(default_factory=list)
+    bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
+    mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
 
 
 class History:
@@ -145,6 +163,8 @@ class History:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(history_probe_results)")}
         if "value" not in columns:      # a catalog written before compare_previous kept its values here
             self.db.execute("ALTER TABLE history_probe_results ADD COLUMN value TEXT")
+        if "verdict" not in {row[1] for row in self.db.execute("PRAGMA table_info(history_signoffs)")}:
+            self.db.execute("ALTER TABLE history_signoffs ADD COLUMN verdict TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -199,12 +219,20 @@ class History:
                     "SELECT point, started_at, finished_at, stages, exit_code, rpo_seconds, probes, passed, error "
                     "FROM history_drills WHERE environment = ? ORDER BY id", (environment,))]
 
-    def add_signoff(self, lab: str, environment: str, point: str, user: str, note: str) -> Signoff:
-        signoff = Signoff(point, user, note, now())
+    def add_signoff(self, lab: str, environment: str, point: str, user: str, note: str,
+                    verdict: str = "") -> Signoff:
+        signoff = Signoff(point, user, note, now(), verdict)
         with self.db:
-            self.db.execute("INSERT INTO history_signoffs (lab, environment, point, user, note, at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", (lab, environment, point, user, note, signoff.at))
+            self.db.execute("INSERT INTO history_signoffs (lab, environment, point, user, note, at, verdict) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (lab, environment, point, user, note, signoff.at, verdict))
         return signoff
+
+    def add_share_events(self, lab: str, environment: str, events: Iterable[ShareEvent]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO history_share_events (lab, environment, share, person, event, detail, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(lab, environment, e.share, e.person, e.event, e.detail, e.at) for e in events])
 
     # reading ---------------------------------------------------------------
     def previous_values(self, environment: str, names: Iterable[str], before: datetime) -> dict[str, tuple[str, str]]:
@@ -250,6 +278,9 @@ class History:
                                "FROM history_probe_results WHERE run_id = ? ORDER BY name", (run_id,))]
             out.runs.append(run)
         out.signoffs = [Signoff(*row) for row in self.db.execute(
-            "SELECT point, user, note, at FROM history_signoffs WHERE lab = ? AND environment = ? AND at >= ? "
-            "ORDER BY id", (lab, environment, since))]
+            "SELECT point, user, note, at, verdict FROM history_signoffs WHERE lab = ? AND environment = ? "
+            "AND at >= ? ORDER BY id", (lab, environment, since))]
+        out.share_events = [ShareEvent(*row) for row in self.db.execute(
+            "SELECT share, person, event, detail, at FROM history_share_events WHERE lab = ? AND environment = ? "
+            "AND at >= ? ORDER BY id", (lab, environment, since))]
         return out

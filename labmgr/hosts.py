@@ -15,21 +15,13 @@ import subprocess
 from pathlib import Path
 from typing import BinaryIO
 
+from .atomic import atomic_write
+
 from .errors import LabmgrError
-from .hypervisor.agent import ExecResult
+from .hostbase import Host, Result, check_tree
 from .remote.uri import is_remote
 
-
-# one command's exit code and output, wherever it ran (host, remote host or guest)
-Result = ExecResult
-
-
-def check_tree(path: str | os.PathLike) -> str:
-    """Refuse to remove a path that is not clearly one of labmgr's (never ``/`` or ``/var``)."""
-    text = os.path.normpath(str(path))
-    if not text.startswith("/") or text.count("/") < 3:
-        raise LabmgrError(f"refusing to remove {text}: not a labmgr directory")
-    return text
+__all__ = ["Host", "LocalHost", "Result", "check_tree", "host_for"]
 
 
 class LocalHost:
@@ -53,13 +45,11 @@ class LocalHost:
         """Place the local file ``local`` at ``path`` (a no-op when they are the same file)."""
         if Path(local).resolve() == Path(path).resolve():
             return
-        shutil.copyfile(local, f"{path}.part")
-        os.replace(f"{path}.part", path)
+        with open(local, "rb") as source:
+            atomic_write(path, source)
 
     def write_from(self, source: BinaryIO, path: str | os.PathLike) -> None:
-        with open(f"{path}.part", "wb") as out:
-            shutil.copyfileobj(source, out, 2**20)
-        os.replace(f"{path}.part", path)
+        atomic_write(path, source)
 
     def open_read(self, path: str | os.PathLike) -> BinaryIO:
         return open(path, "rb")
@@ -110,7 +100,7 @@ class LocalHost:
         self.close()
 
 
-def host_for(uri: str):
+def host_for(uri: str) -> Host:
     """The host where the libvirt of ``uri`` runs (a RemoteHost is logged in already)."""
     if not is_remote(uri):
         return LocalHost()

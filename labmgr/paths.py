@@ -58,15 +58,44 @@ def labs_dir() -> Path:
 
 
 def make_traversable(path: Path) -> None:
-    """Give 'others' execute on every directory from ``path`` up to ``/``.
+    """Let QEMU's user (``libvirt-qemu``) enter every directory from ``path`` up to ``/``, and no more.
 
     libvirt runs QEMU as ``libvirt-qemu``: a disk image is only usable when every
-    directory above it can be entered by that user.
+    directory above it can be entered by that user. A directory it can already
+    enter (as owner, through one of its groups, or as anyone) is left as it is;
+    labmgr's own directories (below the state directory) are given to its group
+    (``kvm``) with g+x rather than opened to everyone; any other gets o+x.
     """
+    qemu = _qemu_user()
+    root = state_dir()
     for directory in [path, *path.parents]:
         try:
-            mode = directory.stat().st_mode
-            if not mode & 0o001:
-                directory.chmod(mode | 0o001)
+            info = directory.stat()
+            if qemu is None:
+                if not info.st_mode & 0o001:
+                    directory.chmod(info.st_mode | 0o001)
+                continue
+            uid, gids = qemu
+            if (info.st_uid == uid and info.st_mode & 0o100) or (info.st_gid in gids and info.st_mode & 0o010) \
+                    or info.st_mode & 0o001:
+                continue
+            if (directory == root or root in directory.parents) and info.st_uid == os.getuid():
+                os.chown(directory, -1, gids[0])
+                directory.chmod((info.st_mode & 0o7777) | 0o010)
+            else:
+                directory.chmod(info.st_mode | 0o001)
         except PermissionError:
             pass
+
+
+def _qemu_user() -> tuple[int, list[int]] | None:
+    """QEMU's uid and groups (its primary group first); None where there is no such user."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwnam("libvirt-qemu")
+    except KeyError:
+        return None
+    groups = [user.pw_gid] + [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem and g.gr_gid != user.pw_gid]
+    return user.pw_uid, groups

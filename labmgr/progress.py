@@ -9,8 +9,12 @@ implement ``stage``, so every other reporter keeps working unchanged.
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import contextmanager
 from typing import Iterator, Protocol
+
+FAULT_KILL_AT = "LABMGR_FAULT_KILL_AT"
 
 
 class Step(Protocol):
@@ -57,6 +61,7 @@ SILENT = SilentReporter()
 def stage(reporter: Reporter, subject: str, name: str) -> Iterator[None]:
     """Tell ``reporter`` that ``subject`` (a server) starts, ends or fails stage ``name``
     ('revert', 'media', 'restore'), if it wants to know."""
+    fault_point(f"{subject} {name}")
     report = getattr(reporter, "stage", None)
     if report is None:
         yield
@@ -68,3 +73,19 @@ def stage(reporter: Reporter, subject: str, name: str) -> Iterator[None]:
         report(subject, name, "failed")
         raise
     report(subject, name, "done")
+
+
+def shielded(reporter: Reporter) -> Reporter:
+    """``reporter`` for work that must not be cancelled (putting a lab back at its previous
+    point): a reporter that can cancel (the TUI's) gives a view of itself that never raises."""
+    shield = getattr(reporter, "shielded", None)
+    return shield() if shield is not None else reporter
+
+
+def fault_point(label: str) -> None:
+    """The fault suite's hook: with ``LABMGR_FAULT_KILL_AT=TEXT`` in the environment, the process
+    kills itself with SIGKILL when a step or server stage whose label contains TEXT starts, so a
+    test can kill labmgr at every stage it reports, deterministically."""
+    wanted = os.environ.get(FAULT_KILL_AT)
+    if wanted and wanted in label:
+        os.kill(os.getpid(), signal.SIGKILL)

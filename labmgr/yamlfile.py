@@ -53,22 +53,29 @@ def read(path: Path) -> tuple[Any, dict[Loc, int]]:
         raise SpecError(f"{source}: file not found") from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
-        raise SpecError(f"{source}{line}: invalid YAML: {exc.problem or exc.context}") from None
+        raise SpecError(f"{source}{line}: invalid YAML: {_one_line(exc.problem or exc.context)}") from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: invalid YAML: {exc}") from None
+        raise SpecError(f"{source}: invalid YAML: {_one_line(exc)}") from None
     if node is None:
         raise SpecError(f"{source}: the file is empty")
     lines: dict[Loc, int] = {}
     try:
         data = _construct(node, (), lines, source)
     except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: invalid YAML: {exc}") from None
+        raise SpecError(f"{source}: invalid YAML: {_one_line(exc)}") from None
     return data, lines
+
+
+def _one_line(problem: object) -> str:
+    """PyYAML's messages run over several lines (a mark, a snippet): an error is one line."""
+    return " ".join(str(problem).split())
 
 
 def line_of(lines: dict[Loc, int], loc: Loc) -> int:
@@ -96,7 +103,13 @@ class Source:
 
     def error(self, loc: Loc, message: str) -> SpecError:
         field = describe(loc) or "(top level)"
-        return SpecError(f"{self.path}:{line_of(self.lines, loc)}: {field}: {message}")
+        return SpecError(f"{self.path}:{line_of(self.lines, loc)}: {_printable(f'{field}: {message}')}")
+
+
+def _printable(text: str) -> str:
+    """Keys and values from the file may hold newlines or other control characters: shown
+    escaped, so the error stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def load(path: Path, model: type[Model]) -> tuple[Model, Source]:

@@ -100,3 +100,17 @@ def gateway_sentinel(production):
     listener.wait()
     sh("ip", "link", "del", host_end, check=False)
     sh("ip", "netns", "del", ns, check=False)
+
+
+# Fixtures that make libvirt objects, build images or start root services. A test
+# using any of them, directly or through another fixture, is a `libvirt` test
+# whatever its module says, so `pytest -m "not libvirt"` stays quick and needs no
+# root services (README: the quick check).
+NEEDS_LIBVIRT = {"hypervisor", "base_image", "db_image", "production", "spec_file", "gateway_sentinel",
+                 "postgres_server", "mariadb_server", "sshd_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if NEEDS_LIBVIRT & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.libvirt)

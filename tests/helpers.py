@@ -122,3 +122,48 @@ def recording_http_server():
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+PROBE = "lmt-events-probe"
+
+
+@contextmanager
+def libvirt_events(uri: str = "qemu:///system"):
+    """Every domain and network lifecycle event libvirt reports while the block runs, as
+    ``virsh event`` prints them: seen from outside labmgr, so an object made and removed
+    again is caught too. Yields the list, filled when the block ends."""
+    import time
+
+    watchers = [subprocess.Popen(["virsh", "-c", uri, *argv, "--loop"], stdout=subprocess.PIPE, text=True, bufsize=1)
+                for argv in (["event", "--all"], ["net-event", "--event", "lifecycle"])]
+    lines: list[str] = []
+    readers = [threading.Thread(target=lambda w=w: lines.extend(iter(w.stdout.readline, "")), daemon=True)
+               for w in watchers]
+    for reader in readers:
+        reader.start()
+
+    def seen(name: str) -> bool:
+        return any(f"{name}" in line and "Undefined" in line for line in list(lines))
+
+    # a probe network and domain, defined and undefined until both watchers have reported them
+    deadline = time.monotonic() + 30
+    while not (seen(f"network {PROBE}") and seen(f"domain '{PROBE}'")):
+        assert time.monotonic() < deadline, f"virsh event never reported the probes: {lines}"
+        for kind, xml in (("net", f"<network><name>{PROBE}</name><bridge name='lmtevprobe0'/></network>"),
+                          ("", f"<domain type='qemu'><name>{PROBE}</name><memory unit='MiB'>16</memory>"
+                               f"<os><type>hvm</type></os></domain>")):
+            subprocess.run(["virsh", "-c", uri, f"{kind}-define".lstrip("-"), "/dev/stdin"], input=xml, text=True,
+                           capture_output=True)
+            subprocess.run(["virsh", "-c", uri, f"{kind}-undefine".lstrip("-"), PROBE], capture_output=True)
+        time.sleep(0.5)
+    events: list[str] = []
+    try:
+        yield events
+    finally:
+        time.sleep(1)                          # events of the block's last calls arrive
+        for watcher in watchers:
+            watcher.terminate()
+            watcher.wait()
+        for reader in readers:
+            reader.join(5)
+        events.extend(line.strip() for line in lines if PROBE not in line)

@@ -25,7 +25,9 @@ def inputs(**changes) -> CloneInputs:
     values = dict(lab="shop-1", environment="shop", snapshot="20261121T080000Z", server=SERVER,
                   domain_name="shop-1-db", virt_type="qemu",
                   overlays={"vda": Path("/labs/shop-1/db/vda.qcow2"), "vdb": Path("/labs/shop-1/db/vdb.qcow2")},
-                  os_files={"nvram": Path("/labs/shop-1/db/nvram")},
+                  os_files={"loader": Path("/snapshots/shop/20261121T080000Z/db/loader"),
+                            "nvram": Path("/labs/shop-1/db/nvram")},
+                  directory=Path("/labs/shop-1/db"),
                   networks={"lan": "shop-1-lan", "san": "shop-1-san"})
     values.update(changes)
     return CloneInputs(**values)
@@ -66,7 +68,7 @@ def test_disks_are_overlays_and_cdrom_is_empty(clone) -> None:
     assert disks["vda"].find("address").get("bus") == "0x04"
     assert disks["sda"].find("source") is None
     assert clone.findtext("os/nvram") == "/labs/shop-1/db/nvram"
-    assert clone.findtext("os/loader") == "/usr/share/OVMF/OVMF_CODE_4M.fd"   # read-only firmware is shared
+    assert clone.findtext("os/loader") == "/snapshots/shop/20261121T080000Z/db/loader"   # the snapshot's copy
 
 
 def test_nics_keep_mac_model_and_address_on_lab_networks(clone) -> None:

@@ -12,7 +12,7 @@ from labmgr.demo import production as prod
 from labmgr.lab import records
 from labmgr.snapshot import list_snapshots
 
-from helpers import labmgr, leftovers, one_line_error, sha256
+from helpers import labmgr, leftovers, libvirt_events, one_line_error, sha256
 
 pytestmark = pytest.mark.libvirt
 
@@ -70,8 +70,11 @@ def test_missing_snapshot_image_is_refused_before_anything_is_made(hypervisor, c
     snapshot = list_snapshots("lmt-cold")[-1]
     image = snapshot.file(snapshot.servers["files"].disks[0].image)
     image.unlink()
-    line = one_line_error(labmgr("lab", "up", str(spec), "--name", "lmt-missing"))
+    with libvirt_events() as events:
+        line = one_line_error(labmgr("lab", "up", str(spec), "--name", "lmt-missing"))
     assert "is missing" in line and str(image) in line
+    # nothing was made, not even made and removed again: libvirt reported no object of the lab
+    assert [event for event in events if "lmt-missing" in event] == []
     assert leftovers(hypervisor, "lmt-missing") == []
 
 
@@ -135,10 +138,19 @@ def test_bad_accel_variable(tmp_path, cold) -> None:
 
 
 def test_doctor_names_the_fix(tmp_path) -> None:
+    def status(output: str, check: str) -> str:
+        """The status column of ``check``'s line (its name is printed whatever the result)."""
+        return next(line.split()[0] for line in output.splitlines() if line[5:].startswith(f"{check}:"))
+
     ok = labmgr("doctor")
-    assert "libvirt" in ok.stdout and "qemu-img" in ok.stdout
+    assert ok.returncode == 0, ok.stdout
+    assert (status(ok.stdout, "libvirt"), status(ok.stdout, "qemu-img")) == ("ok", "ok")
+    assert "qemu:///system answers (libvirt " in ok.stdout
     broken = labmgr("doctor", "--hypervisor", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
-    assert broken.returncode == 1 and "FAIL" in broken.stdout and "libvirtd -d" in broken.stdout
+    assert broken.returncode == 1 and status(broken.stdout, "libvirt") == "FAIL"
+    assert status(broken.stdout, "qemu-img") == "ok"             # only what is broken fails
+    fix = broken.stdout.split("FAIL libvirt:", 1)[1].splitlines()[1]
+    assert fix.strip().startswith("fix:") and "libvirtd -d" in fix
 
 
 def test_a_snapshot_in_use_is_not_deleted(hypervisor, cold) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import datetime, timedelta
 
 import pytest
@@ -37,10 +38,17 @@ def hour(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def demo(hypervisor):
-    """One whole demo run (the cached image is reused when there is one); `demo down` at the end."""
+    """One whole demo run (the cached image is reused when there is one). Its end is checked too:
+    `demo down` (demo_down_leaves_nothing_but_the_cached_image), then a demo that cannot run. Both
+    remove the demo (a new `labmgr demo` first removes the previous run), so they are this fixture's
+    end rather than tests that would have to run last: the tests above pass in any order."""
     result = labmgr("demo", timeout=5400)
     yield result
-    labmgr("demo", "down", timeout=600)
+    try:
+        demo_down_leaves_nothing_but_the_cached_image(hypervisor)
+        a_demo_that_cannot_run_says_so_in_one_line()
+    finally:
+        labmgr("demo", "down", timeout=600)
 
 
 @pytest.mark.timeout(6000)
@@ -102,11 +110,22 @@ def test_the_lab_is_left_up_and_the_suggested_commands_work(demo, hypervisor) ->
     assert psql(db, "SELECT count(*), max(no) FROM invoices") == "240|240"
     report = (paths.state_dir() / "demo" / "reports" / f"{LAB}.md").read_text()
     assert "missing invoice numbers" in report
+    # the demo ends with a share link to its application, which serves the page under the banner
+    link = re.search(r"^  (http://127\.0\.0\.1:\d+/s/\S+)", demo.stdout, re.M)
+    assert link, demo.stdout[-2000:]
+    import httpx
+
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        page = browser.get(link.group(1))
+        assert page.status_code == 200 and f'id="labmgr-lab">{LAB}<' in page.text
+        assert browser.get(link.group(1).split("/s/")[0] + "/").status_code == 200
 
 
-def test_demo_down_leaves_nothing_but_the_cached_image(demo, hypervisor) -> None:
+def demo_down_leaves_nothing_but_the_cached_image(hypervisor) -> None:
     down = labmgr("demo", "down", timeout=600)
     assert down.returncode == 0, down.stdout + down.stderr
+    shared = subprocess.run(["pgrep", "-f", f"labmgr share {LAB} "], capture_output=True, text=True)
+    assert shared.stdout == "", "the demo's share outlived demo down"
     image = find_cached(load_recipe(source() / RECIPE))
     assert image and f"the built image stays cached in {image.directory}" in down.stdout
     assert [d for d in hypervisor.domain_names() if d.startswith(PREFIX)] == []
@@ -124,10 +143,9 @@ def test_demo_down_leaves_nothing_but_the_cached_image(demo, hypervisor) -> None
     assert again.returncode == 0, again.stderr
 
 
-def test_a_demo_that_cannot_run_says_so_in_one_line(demo) -> None:
-    """Runs after demo down (module order): a bad acceleration setting stops it before production exists."""
+def a_demo_that_cannot_run_says_so_in_one_line() -> None:
+    """After demo down: a bad acceleration setting stops a demo before its production exists."""
     result = labmgr("demo", env={"LABMGR_ACCEL": "warp"}, timeout=900)
     line = one_line_error(result)
     assert "warp" in line and "demo stage 'production' failed" in line, line
     assert [d for d in result.stdout.splitlines() if "production took" in d] == []
-    labmgr("demo", "down", timeout=600)

@@ -64,12 +64,15 @@ def snapshot(env, before):
 
 
 @pytest.fixture(scope="module")
-def labs(env, spec_file, snapshot, hypervisor):
+def labs(env, spec_file, snapshot, hypervisor, production, before):
+    """The labs every test here looks at. Their end is checked too (lab_down_leaves_nothing_and_production_untouched):
+    it removes them, so it is this fixture's end rather than a test that would have to run last."""
     made = []
     try:
         for name in LABS:
             made.append(lab_up(env, spec_file, name=name, snapshot_id=snapshot.id))
         yield {record.name: record for record in made}
+        lab_down_leaves_nothing_and_production_untouched(hypervisor, production, before)
     finally:
         for name in LABS:
             if records.lab_dir(name).exists() or leftovers(hypervisor, name):
@@ -316,7 +319,7 @@ def test_lab_show_says_how_to_get_in(labs) -> None:
     assert "db: serial console: labmgr console lmt-a db" in shown.stdout
 
 
-def test_lab_down_leaves_nothing_and_production_untouched(hypervisor, production, before, labs) -> None:
+def lab_down_leaves_nothing_and_production_untouched(hypervisor, production, before) -> None:
     for name in LABS:
         result = labmgr("lab", "down", name)
         assert result.returncode == 0, result.stderr

@@ -175,8 +175,9 @@ def junit_valid(path) -> etree._Element:
 
 
 def test_the_probe_command_exit_codes_and_files(probed, tmp_path) -> None:
-    """Runs after the test above (module order): the lab is at 08:30 (good); then at 10:30 (invoice 7 lost)."""
+    """The lab at 08:30 (good), then at 10:30 (invoice 7 lost)."""
     _, _, _, probes_path = probed
+    restored(T0 + timedelta(hours=2, minutes=30))         # its own starting point, whatever ran before
     good = labmgr("probe", LAB, "--probes", str(probes_path), "--only", "invoice-numbers", "--only",
                   "invoices-fresh", "--junit", str(tmp_path / "good.xml"), "--json", str(tmp_path / "good.json"))
     assert good.returncode == 0, good.stdout + good.stderr
@@ -194,18 +195,22 @@ def test_the_probe_command_exit_codes_and_files(probed, tmp_path) -> None:
 
 
 def test_a_deleted_invoice_and_an_old_dump_fail(probed) -> None:
-    """Runs after the test above (module order): compare_previous compares with the value the first test read there (kept in the history)."""
-    _, _, _, probes_path = probed
+    """compare_previous compares with the value read at 08:30 (kept in the history); a restore reverts the guest."""
+    _, _, agent, probes_path = probed
+    # its own starting point, whatever ran before: the count read at 08:30, a file the next restore must remove
+    restored(T0 + timedelta(hours=2, minutes=30))
+    probe_lab(LAB, probes_path, only=["invoice-growth"])
+    agent.run(["sh", "-c", "echo shop > /etc/lmt-probe.conf"])
     # the newest dump at 10:30 is 09:00's: invoice 7 is missing and the data is 1h30m old
     record = restored(T0 + timedelta(hours=4, minutes=30))
     assert record.point["dumps"]["db/invoices"] == format_point(T0 + timedelta(hours=3))
     chosen = ["invoice-count", "invoice-numbers", "invoices-fresh", "invoice-growth", "config"]
     results = by_name(probe_lab(LAB, probes_path, only=chosen).results)
     assert set(results) == set(chosen)
-    # compared with the count read at the earlier point (08:30, the first test)
+    # compared with the count read at the earlier point (08:30)
     assert results["invoice-growth"].passed
     assert results["invoice-growth"].detail == "20 at 2026-11-20T08:30Z -> 29: +9 (+45.0%)"
-    # the restore reverted the guest: the file written in the first test is gone
+    # the restore reverted the guest: the file written at 08:30 is gone
     assert not results["config"].passed
     assert results["config"].detail == "1 of 1 files differ: /etc/lmt-probe.conf (missing or unreadable)"
     assert results["invoice-count"].passed and results["invoice-count"].detail == "got 29"

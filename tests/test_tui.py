@@ -12,11 +12,13 @@ from textual.widgets import DataTable, Input, Static
 
 from labmgr.dumps.errors import DumpError
 from labmgr.errors import HypervisorError, LabError
+from labmgr.history import Signoff
 from labmgr.lab.servers import ServerInfo
 from labmgr.tui.app import LIGHT
 from labmgr.tui.screens.dialogs import AskScreen, ConfirmScreen, ExportScreen, NewLabScreen, TextScreen
 from labmgr.tui.screens.help import HelpScreen
 from labmgr.tui.screens.progress import ProgressScreen
+from labmgr.tui.screens.shares import SharesScreen
 from labmgr.tui.widgets.timeline_grid import TimelineGrid
 from tui_fake import HOURS, NEWEST, FakeBackend, make_app, settle
 
@@ -50,9 +52,9 @@ def test_labs_list_state_point_lease_and_last_probe(backend) -> None:
             await settle(pilot)
             assert app.current_mode == "labs"
             assert rows(app, "#labs") == [
-                ["broken", "failed", "shop", "clean clone", "—", "—", "0/2"],
-                ["drill", "up", "shop", "clean clone", "expired", "—", "2/2"],
-                ["shop-1", "up", "shop", "2026-11-21T07:00Z", "8h 00m", "3/4 passed", "2/2"],
+                ["broken", "failed", "shop", "clean clone", "—", "—", "0/2", "—"],
+                ["drill", "up", "shop", "clean clone", "expired", "—", "2/2", "—"],
+                ["shop-1", "up", "shop", "2026-11-21T07:00Z", "8h 00m", "3/4 passed", "2/2", "1"],
             ]
             await pilot.press("down", "down", "enter")
             await settle(pilot)
@@ -258,6 +260,8 @@ def test_cancel_stops_the_restore_at_its_next_stage(backend) -> None:
             gate.set()
             await settle(pilot)
             assert str(app.screen.query_one("#outcome").render()) == "cancelled by the user"
+            # the revert the core does on any failure is not itself cancelled: every server is back
+            assert backend.world.reverted == ["db", "app"]
             await pilot.press("escape")
             await settle(pilot)
             assert app.lab.point == "2026-11-21T07:00Z"
@@ -384,6 +388,46 @@ def test_a_refused_sign_off_says_why(backend) -> None:
             await settle(pilot)
             assert text(app, "#status") == ('signing off: a sign-off needs a user and a note saying what was '
                                             'checked (--user NAME --note "Q3 invoices present")')
+    run(scenario)
+
+
+def test_share_sign_offs_appear_live_with_their_verdict(backend) -> None:
+    async def scenario():
+        app = make_app(backend, refresh_seconds=0.2)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("5")
+            await settle(pilot)
+            backend.world.signoffs["shop-1"].append(Signoff("2026-11-21T07:00Z", "bob", "invoice 7 is missing",
+                                                            "2026-11-21T09:20:00Z", "wrong"))
+            await pilot.pause(0.6)
+            await settle(pilot)
+            assert rows(app, "#signoffs")[-1] == ["2026-11-21T09:20:00Z", "2026-11-21T07:00Z", "bob",
+                                                  "✗ something is wrong invoice 7 is missing"]
+    run(scenario)
+
+
+# shares -----------------------------------------------------------------------------------------
+def test_shares_of_a_lab_withdraw_a_link_and_end_the_share(backend) -> None:
+    async def scenario():
+        app = make_app(backend, lab=None)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            await pilot.press("down", "down", "s")
+            await settle(pilot)
+            assert isinstance(app.screen, SharesScreen)
+            assert rows(app, "#shares") == [
+                ["a1b2c3", "app01.shop.test:80", "https://labmgr.example.com:8443", "2026-11-21T13:00:00Z", name,
+                 "valid"] for name in ("alice", "bob")]
+            await pilot.press("down", "w")
+            await settle(pilot)
+            assert ("withdraw_link", ("shop-1", "a1b2c3", "bob")) in backend.calls
+            assert [r[5] for r in rows(app, "#shares")] == ["valid", "withdrawn"]
+            await pilot.press("x")
+            await settle(pilot)
+            assert ("end_share", ("shop-1", "a1b2c3")) in backend.calls and rows(app, "#shares") == []
+            await pilot.press("escape")
+            await settle(pilot)
+            assert [r[7] for r in rows(app, "#labs") if r[0] == "shop-1"] == ["—"]
     run(scenario)
 
 

@@ -18,8 +18,8 @@ def test_keys_are_answered_while_the_core_takes_seconds() -> None:
 
     async def scenario():
         app = make_app(backend, lab=None)
+        started = time.monotonic()      # before the app asks for the labs (on mount), not after
         async with app.run_test(size=(120, 36)) as pilot:
-            started = time.monotonic()
             await pilot.pause()
             assert [name for name, _ in backend.calls] == ["labs"]      # asked, and still waiting
             await pilot.press("question_mark")

@@ -20,10 +20,12 @@ from typing import Any, Callable
 
 from labmgr.dumps.catalog import Cell
 from labmgr.errors import NotFoundError
+from labmgr.access.share.state import Person, Share
 from labmgr.history import Signoff
 from labmgr.lab.servers import ServerInfo
 from labmgr.notify.model import ProbeResult
 from labmgr.probes.report import exit_code
+from labmgr.progress import shielded
 from labmgr.timeparse import format_point
 from labmgr.tui.backend import Grid, LabRow, ProbeRun, TimelineShape, hour_of
 
@@ -65,7 +67,8 @@ def results(failing: bool) -> list[ProbeResult]:
 class World:
     labs: dict[str, LabRow] = field(default_factory=lambda: {
         "shop-1": LabRow("shop-1", "up", "shop", SPEC, "qemu:///system", "20261121T060000Z",
-                         format_point(NEWEST - timedelta(hours=2)), "2026-11-21T17:30:00Z", "3/4 passed", False, 2, 2),
+                         format_point(NEWEST - timedelta(hours=2)), "2026-11-21T17:30:00Z", "3/4 passed", False, 2, 2,
+                         shares=1),
         "drill": LabRow("drill", "up", "shop", SPEC, "qemu:///system", "20261121T060000Z", "",
                         "2026-11-21T09:00:00Z", "", None, 2, 2),
         "broken": LabRow("broken", "failed", "shop", SPEC, "qemu:///system", "20261120T060000Z", "", "", "", None, 0, 2),
@@ -78,8 +81,14 @@ class World:
     signoffs: dict[str, list[Signoff]] = field(default_factory=lambda: {"shop-1": [
         Signoff(format_point(NEWEST - timedelta(hours=2)), "alice", "Q3 invoices present", "2026-11-21T09:10:00Z")]})
     snapshots: list[str] = field(default_factory=lambda: ["20261121T060000Z", "20261120T060000Z"])
+    shares: dict[str, list[Share]] = field(default_factory=lambda: {"shop-1": [Share(
+        "a1b2c3", "shop-1", "shop", "app", "app01.shop.test", "10.77.0.12", 80, "0.0.0.0:8443",
+        "https://labmgr.example.com:8443", "2026-11-21T09:00:00Z", "2026-11-21T13:00:00Z", 4242,
+        [Person("alice", "0" * 64), Person("bob", "1" * 64)])]})
     failing_points: set[str] = field(default_factory=set)        # probes fail at these points
     restore_error: Exception | None = None                       # raised by restore, after the revert stage
+    reverted: list[str] = field(default_factory=list)             # servers put back at the previous point
+    flagged: set[datetime] = field(default_factory=set)          # hours a YARA rule matched in
 
 
 class FakeBackend:
@@ -207,24 +216,56 @@ class FakeBackend:
             step.advance(2)
         with reporter.step("snapshot the current point", total=2) as step:
             step.advance(2)
-        with reporter.step(f"restore {format_point(at)}", total=2) as step:
-            for server in ("db", "app"):
-                reporter.stage(server, "revert", "start")
-                reporter.stage(server, "revert", "done")
-            reporter.stage("db", "media", "start")
-            reporter.stage("app", "media", "start")
-            reporter.stage("app", "media", "done")
-            self._wait("restore")
-            if self.world.restore_error is not None:
-                reporter.stage("db", "media", "failed")
-                raise self.world.restore_error
-            reporter.stage("db", "media", "done")
-            for server in ("db", "app"):
-                reporter.stage(server, "restore", "start")
-                reporter.stage(server, "restore", "done")
-                step.advance()
+        try:
+            with reporter.step(f"restore {format_point(at)}", total=2) as step:
+                for server in ("db", "app"):
+                    reporter.stage(server, "revert", "start")
+                    reporter.stage(server, "revert", "done")
+                reporter.stage("db", "media", "start")
+                reporter.stage("app", "media", "start")
+                reporter.stage("app", "media", "done")
+                self._wait("restore")
+                if self.world.restore_error is not None:
+                    reporter.stage("db", "media", "failed")
+                    raise self.world.restore_error
+                reporter.stage("db", "media", "done")
+                for server in ("db", "app"):
+                    reporter.stage(server, "restore", "start")
+                    reporter.stage(server, "restore", "done")
+                    step.advance()
+        except BaseException:
+            # as the core (labmgr/lab/restore.py): every VM back to the previous point, not cancellable
+            with shielded(reporter).step("revert to the previous point", total=2) as step:
+                for server in ("db", "app"):
+                    self.world.reverted.append(server)
+                    step.advance()
+            raise
         self.world.labs[lab] = replace(row, point=format_point(at))
         return format_point(at)
+
+    def flagged_hours(self, spec: Path) -> set[datetime]:
+        answer = self._enter("flagged_hours", spec)
+        return answer if answer is not NotImplemented else set(self.world.flagged)
+
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter) -> str:
+        """Like the core: the newest hour is bad, the failing points are bad, the lab ends at the last good."""
+        answer = self._enter("bisect", lab, probes_file, until)
+        if answer is not NotImplemented:
+            return answer
+        hours = sorted(h for h in self.world.verdicts if until is None or h <= until)
+        bad = [h for h in hours if format_point(h) in self.world.failing_points or not self.world.verdicts[h]]
+        if not hours or not bad:
+            return "every probed hour is good"
+        first_bad = bad[0]
+        good = [h for h in hours if h < first_bad]
+        with reporter.step(f"bisect {len(hours)} hours", total=len(hours)) as step:
+            for hour in hours:
+                reporter.note(f"{format_point(hour)}: {'bad' if hour in bad else 'good'}")
+                step.advance()
+        if not good:
+            return f"the first hour {format_point(hours[0])} is already bad"
+        self.world.labs[lab] = replace(self._lab(lab), point=format_point(good[-1]))
+        return f"last good hour {format_point(good[-1])}, first bad hour {format_point(first_bad)}"
 
     # probes -----------------------------------------------------------------------
     def probe_run(self, lab: str) -> ProbeRun | None:
@@ -271,6 +312,23 @@ class FakeBackend:
     def ssh_command(self, lab: str, server: str) -> list[str]:
         answer = self._enter("ssh_command", lab, server)
         return answer if answer is not NotImplemented else ["true"]
+
+    # shares ---------------------------------------------------------------------
+    def shares(self, lab: str) -> list[Share]:
+        answer = self._enter("shares", lab)
+        return answer if answer is not NotImplemented else list(self.world.shares.get(lab, []))
+
+    def end_share(self, lab: str, share: str) -> None:
+        if self._enter("end_share", lab, share) is NotImplemented:
+            self.world.shares[lab] = [s for s in self.world.shares.get(lab, []) if s.id != share]
+            self.world.labs[lab] = replace(self._lab(lab), shares=len(self.world.shares[lab]))
+
+    def withdraw_link(self, lab: str, share: str, person: str) -> None:
+        if self._enter("withdraw_link", lab, share, person) is NotImplemented:
+            for s in self.world.shares.get(lab, []):
+                for p in s.people:
+                    if s.id == share and p.name == person:
+                        p.revoked = True
 
     # evidence -------------------------------------------------------------------
     def signoffs(self, lab: str) -> list[Signoff]:

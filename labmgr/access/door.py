@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .. import paths
 from ..errors import LabError
+from ..hostbase import Host
 from ..spec.model import Environment, Network
 
 PREFIX = "labmgr-door-"
@@ -54,7 +55,7 @@ def door_address(env: Environment, network: Network) -> ipaddress.IPv4Interface:
                    hint=f"set networks[{network.name}].access in the spec")
 
 
-def open_door(host, record, env: Environment) -> Door:
+def open_door(host: Host, record, env: Environment) -> Door:
     """The lab's door, made if it is not there (idempotent; a half-made one is remade)."""
     door = Door(record.name, namespace_name(record.name),
                 {n.name: str(door_address(env, n)) for n in env.networks if n.name in record.networks})
@@ -82,14 +83,14 @@ def open_door(host, record, env: Environment) -> Door:
     return door
 
 
-def _complete(host, door: Door) -> bool:
+def _complete(host: Host, door: Door) -> bool:
     if door.namespace not in namespaces(host):
         return False
     shown = host.run(["ip", "-n", door.namespace, "-o", "-4", "addr", "show"], check=False).stdout
     return all(f" {address} " in shown for address in door.addresses.values())
 
 
-def close_door(host, lab: str) -> bool:
+def close_door(host: Host, lab: str) -> bool:
     """Remove the lab's door (its veth pairs go with the namespace). True if there was one."""
     name = namespace_name(lab)
     existed = name in namespaces(host)
@@ -104,12 +105,12 @@ def close_door(host, lab: str) -> bool:
     return existed
 
 
-def namespaces(host) -> list[str]:
+def namespaces(host: Host) -> list[str]:
     listing = host.run(["ip", "netns", "list"], check=False).stdout
     return [line.split()[0] for line in listing.splitlines() if line.strip()]
 
 
-def doors(host) -> list[str]:
+def doors(host: Host) -> list[str]:
     """Labs of this state directory that have a door on ``host``."""
     prefix = _owner_prefix()
     return [name[len(prefix):] for name in namespaces(host) if name.startswith(prefix)]

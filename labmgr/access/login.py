@@ -8,6 +8,7 @@ directly; on a remote hypervisor, through a relay started in it over SSH
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import LabError, NotFoundError
@@ -81,31 +82,63 @@ def ssh(name: str, server: str, *, user: str | None = None, port: int = 22, opti
     return run_ssh(argv, target.describe(name), port)
 
 
-def forward(name: str, server_port: str, listen: str = "127.0.0.1:0") -> tuple[Forwarder, Target, int]:
-    """A forwarder (not yet serving) from ``listen`` on this machine's loopback to SERVER:PORT."""
+def parse_server_port(server_port: str) -> tuple[str, int]:
     server, colon, port_text = server_port.rpartition(":")
-    if not colon or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not colon or not server or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise LabError(f"'{server_port}' is not SERVER:PORT (like app01:80)")
-    listen_host, colon, listen_port = listen.rpartition(":")
-    if not colon or not listen_port.isdigit():
+    return server, int(port_text)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, colon, port = listen.rpartition(":")
+    if not colon or not port.isdigit() or int(port) > 65535:
         raise LabError(f"--listen '{listen}' is not ADDRESS:PORT (like 127.0.0.1:8080)")
-    if not ipaddress.ip_address(listen_host or "127.0.0.1").is_loopback:
-        raise LabError(f"--listen {listen}: forwards listen on the loopback only, so nothing else reaches the lab",
-                       hint="use 127.0.0.1:PORT (and ssh -L from elsewhere)")
+    try:
+        ipaddress.ip_address(host or "127.0.0.1")
+    except ValueError:
+        raise LabError(f"--listen '{listen}': '{host}' is not an IP address of this machine") from None
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass
+class Way:
+    """How to reach one port of one lab server: ``opener()`` gives a new connected socket-like object."""
+
+    record: object
+    env: Environment
+    target: Target
+    port: int
+    opener: Callable[[], object]
+    remote: bool
+
+
+def way_to(name: str, server_port: str) -> Way:
+    """The lab's door opened, and a way to SERVER:PORT through it (``forward`` and ``share`` use it)."""
+    server, port = parse_server_port(server_port)
     record, env = _up_lab(name)
     target = find_target(env, server)
     _check_running(record, target)
     host = host_for(record.hypervisor)        # a remote one stays logged in: each connection is a channel
     lab_door = open_door(host, record, env)
-    port = int(port_text)
     if host.remote:
         def opener():
             return open_relay(host, lab_door.namespace, target.ip, port)
     else:
         def opener():
             return connect_in(lab_door.namespace, (target.ip, port))
+    return Way(record, env, target, port, opener, host.remote)
+
+
+def forward(name: str, server_port: str, listen: str = "127.0.0.1:0") -> tuple[Forwarder, Target, int]:
+    """A forwarder (not yet serving) from ``listen`` on this machine's loopback to SERVER:PORT."""
+    parse_server_port(server_port)
+    listen_host, listen_port = parse_listen(listen)
+    if not ipaddress.ip_address(listen_host).is_loopback:
+        raise LabError(f"--listen {listen}: forwards listen on the loopback only, so nothing else reaches the lab",
+                       hint="use 127.0.0.1:PORT (and ssh -L from elsewhere)")
+    way = way_to(name, server_port)
     try:
-        forwarder = Forwarder((listen_host or "127.0.0.1", int(listen_port)), opener)
+        forwarder = Forwarder((listen_host, listen_port), way.opener)
     except OSError as exc:
         raise LabError(f"cannot listen on {listen}: {exc.strerror}") from None
-    return forwarder, target, port
+    return forwarder, way.target, way.port

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import shlex
 import socket
+from typing import TYPE_CHECKING
 
 import paramiko
 
 from ..remote.uri import SshTarget
+
+if TYPE_CHECKING:
+    from ..remote.host import RemoteHost
 
 # python3 on the hypervisor's host, stdlib only, 3.6+; no '%' (ssh_config would expand it)
 PYTHON_RELAY = r"""
@@ -83,7 +87,7 @@ def proxy_command(hop: SshTarget, namespace: str, ip: str, port: int) -> str:
     return shlex.join(argv).replace("%", "%%")
 
 
-def open_relay(host, namespace: str, ip: str, port: int, timeout: float = 15) -> paramiko.Channel:
+def open_relay(host: RemoteHost, namespace: str, ip: str, port: int, timeout: float = 15) -> paramiko.Channel:
     """A channel connected to IP:PORT in the door on ``host`` (a RemoteHost); OSError if it cannot be."""
     try:
         channel = host.open_channel(relay_argv(namespace, ip, port, announce=True))

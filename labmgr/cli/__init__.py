@@ -9,6 +9,7 @@ import click
 
 from ..errors import LabmgrError
 from .commands import cli
+from . import bisect as _bisect, scan as _scan  # noqa: F401,E402  (add 'bisect', 'dumps scan')
 
 
 def main(argv: list[str] | None = None) -> int:

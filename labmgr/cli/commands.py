@@ -11,10 +11,11 @@ import click
 from rich.console import Console
 
 from ..spec import load_environment
-from . import access
+from . import access, share
 from .dumps import dumps
 from .format import human_size
 from .progress import RichReporter
+from .recovering import recover_first
 
 SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
@@ -24,6 +25,7 @@ SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Isolated replica labs of libvirt production environments. Without a command: the TUI."""
+    recover_first()
     if ctx.invoked_subcommand is None:
         if not sys.stdout.isatty():       # a pipe or a script gets the help, not a screen
             click.echo(ctx.get_help())
@@ -89,7 +91,8 @@ def snapshot() -> None:
 
 @snapshot.command("capture")
 @SPEC
-def snapshot_capture(spec: Path) -> None:
+@click.option("--warm", is_flag=True, help="also make its warm template now (labs then resume, not boot)")
+def snapshot_capture(spec: Path, warm: bool) -> None:
     """Copy every production server's disks and definition, without changing production."""
     from ..snapshot import capture
 
@@ -97,6 +100,11 @@ def snapshot_capture(spec: Path) -> None:
     taken = capture(env, RichReporter())
     click.echo(f"snapshot {taken.id} of {env.name}: {len(taken.servers)} servers, "
                f"{human_size(taken.size())}, {taken.seconds:.1f} s")
+    if warm:
+        from ..lab.template import warm as make_warm
+
+        made = make_warm(env, spec, taken, RichReporter())
+        click.echo(f"template {made.key}: {human_size(made.size)}, {made.seconds:.1f} s")
 
 
 @snapshot.command("list")
@@ -109,13 +117,19 @@ def snapshot_list(spec: Path, as_json: bool) -> None:
     env = load_environment(spec)
     snapshots = list_snapshots(env.name)
     if as_json:
-        click.echo(json.dumps([json.loads(s.to_json()) for s in snapshots], indent=2))
+        from ..lab.template import describe_templates
+
+        click.echo(json.dumps([{**json.loads(s.to_json()), "templates": describe_templates(s)} for s in snapshots],
+                              indent=2))
         return
     if not snapshots:
         click.echo(f"no snapshots of {env.name} yet ('labmgr snapshot capture {spec}')")
+    from ..lab.template import template_sizes
+
     for s in snapshots:
         methods = ", ".join(f"{n}:{c.method}{'+frozen' if c.frozen else ''}" for n, c in s.servers.items())
-        click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}")
+        warm = f"  template {human_size(template_sizes(s))}" if template_sizes(s) else ""
+        click.echo(f"{s.id}  {s.taken_at}  {human_size(s.size()):>9}  {methods}{warm}")
 
 
 @snapshot.command("delete")
@@ -140,12 +154,14 @@ def lab() -> None:
 @SPEC
 @click.option("--name", default=None, help="lab name (default: ENV-N)")
 @click.option("--snapshot", "snapshot_id", default=None, help="snapshot id (default: the newest)")
-def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> None:
-    """Clone the snapshot into an isolated lab and boot it."""
+@click.option("--cold", is_flag=True, help="boot it instead of resuming the snapshot's warm template")
+def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None, cold: bool) -> None:
+    """Clone the snapshot into an isolated lab: resumed from its warm template (made by a cold
+    boot the first time), or booted with --cold."""
     from ..lab.up import lab_up
 
     env = load_environment(spec)
-    record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter())
+    record = lab_up(env, spec, name=name, snapshot_id=snapshot_id, reporter=RichReporter(), cold=cold)
     from ..lab.hypervisors import short
 
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in record.timings.items())
@@ -155,7 +171,8 @@ def lab_up_command(spec: Path, name: str | None, snapshot_id: str | None) -> Non
 
 @lab.command("restore")
 @click.argument("name")
-@click.option("--at", "at", required=True, help="ISO 8601 time, 'latest', or e.g. '3 hours ago'")
+@click.option("--at", "at", required=True, help="ISO 8601 time, 'latest', e.g. '3 hours ago', or 'last-clean' "
+              "(the newest hour scanned clean whose probes passed)")
 def lab_restore_command(name: str, at: str) -> None:
     """Put the lab's servers back to a point in time from the hourly dumps."""
     from ..lab.restore import lab_restore
@@ -164,7 +181,10 @@ def lab_restore_command(name: str, at: str) -> None:
     for dump, taken in result.plan.describe().items():
         click.echo(f"  {dump:<28} {taken}")
     skew = result.plan.skew.total_seconds()
-    click.echo(f"lab {name} is at {at} (skew between servers' dumps: {skew / 60:.0f} min; "
+    from ..timeparse import format_point
+
+    shown = at if at == format_point(result.plan.at) else f"{format_point(result.plan.at)} (asked: {at})"
+    click.echo(f"lab {name} is at {shown} (skew between servers' dumps: {skew / 60:.0f} min; "
                f"{result.seconds.get('restore', 0):.1f} s)")
 
 
@@ -222,8 +242,10 @@ def lab_show(name: str, as_json: bool) -> None:
             click.echo(f"  error: {s.record.error}")
         if s.record.state == "up":
             from ..access.console import access_lines
+            from ..access.share.state import active_shares
+            from .share import share_lines
 
-            for line in access_lines(s.record):
+            for line in access_lines(s.record) + share_lines(active_shares(s.name)):
                 click.echo(f"  {line}")
     else:
         for domain, state in s.domains.items():
@@ -248,7 +270,8 @@ def lab_down_command(name: str) -> None:
     from ..lab.teardown import lab_down
 
     removed = lab_down(name, RichReporter(), hypervisor_uri="qemu:///system")
-    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks)")
+    shares = f", {len(removed.shares)} shares ended" if removed.shares else ""
+    click.echo(f"lab {name} removed ({len(removed.domains)} domains, {len(removed.networks)} networks{shares})")
 
 
 @lab.command("gc")
@@ -264,6 +287,10 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
 
     unreachable: list[tuple[str, str]] = []
     removed = lab_gc(list(uris), RichReporter(), expired=expired, unreachable=unreachable)
+    from ..lab.template import collect_templates
+
+    for what in collect_templates():
+        click.echo(f"removed {what}")
     for r in removed:
         door = ", its door" if r.door else ""
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks{door})")
@@ -286,9 +313,15 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
               help="also write the results as JSON")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="also write JUnit XML (Jenkins, GitLab)")
+@click.option("--mutate", is_flag=True, help="damage the lab in the ways each probe should catch, probe, revert; "
+              "report caught/applied and the damages nothing caught (docs/probes.md)")
 def probe(name: str, probes_file: Path, only: tuple[str, ...], json_path: Path | None,
-          junit_path: Path | None) -> int:
+          junit_path: Path | None, mutate: bool) -> int:
     """Run the probes in a lab; exit 0 all passed, 1 a probe failed, 2 they could not run."""
+    if mutate:
+        from .mutate import probe_mutate
+
+        return probe_mutate(name, probes_file, list(only) or None, json_path)
     from ..lab.probing import probe_lab
     from ..notify import write_junit
     from ..probes.report import summary_lines, to_json
@@ -388,6 +421,9 @@ cli.add_command(dumps)
 cli.add_command(access.console)
 cli.add_command(access.ssh)
 cli.add_command(access.forward)
+cli.add_command(share.share)
+cli.add_command(share.shares)
+cli.add_command(share.unshare)
 
 
 @dumps.command("collect")

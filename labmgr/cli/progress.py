@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn)
 
+from ..progress import fault_point
+
 console = Console(stderr=True, highlight=False)
 
 
@@ -37,6 +39,7 @@ class RichReporter:
 
     @contextmanager
     def step(self, label: str, total: float | None = None) -> Iterator[_RichStep]:
+        fault_point(label)
         started = time.monotonic()
         # without a terminal (cron, CI, a pipe) only the finished steps are printed
         with Progress(SpinnerColumn(), TextColumn("{task.description:<40}"), BarColumn(),

@@ -78,9 +78,21 @@ def summary_lines(env: Environment, network: str, day: Day, drill, verdicts: lis
     return lines
 
 
+def app_view(folder: Path, env: Environment):
+    """The http probe is the user's view: from the workstation, the application by its hostname."""
+    return next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
+
+
+def share_lines(lab: str, target: str, link: str, log: Path) -> list[str]:
+    if not link:
+        return [f"\nThe application could not be shared (labmgr share {lab} {target}): see {log}"]
+    return [f"\nThe application, shared for 4 hours (labmgr share {lab} {target}; 'labmgr unshare {lab}' or "
+            "'labmgr demo down' ends it):",
+            f"  {link}        # the banner names the lab and its point; 'Sign off…' records your verdict"]
+
+
 def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list[str]:
-    # the http probe is the user's view: from the workstation, the application by its hostname
-    view = next(p for p in load_probes(folder / PROBES, env) if p.kind == "http")
+    view = app_view(folder, env)
     return [
         f"  labmgr lab restore {lab} --at {format_point(hour)}        # the bad hour ('--at latest' to come back)",
         f"  labmgr probe {lab} --probes {folder / PROBES}",
@@ -92,6 +104,10 @@ def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list
         f"  labmgr report {lab} --format html -o {lab}.html",
         f"  labmgr dumps list {folder / SPEC}",
         f"  labmgr run {folder / PLAN}        # the drill again, as a nightly job would",
+        f"  labmgr bisect {lab} --probes {folder / PROBES} --probe invoice-numbers --to {format_point(hour)}"
+        "        # last good and first bad hour up to the bad one, in about log2(hours) + 2 restores",
+        f"  labmgr probe {lab} --probes {folder / PROBES} --mutate        # how much the probes catch: each "
+        "damage they should notice, the score, and what nothing notices",
         "  labmgr demo down        # removes everything the demo made (keeps the cached image)",
         "  For your own environment: copy examples/demo/ and read docs/demo.md.",
     ]

@@ -27,6 +27,10 @@ from ..image import BuiltImage
 from ..xml.builder import guest_domain_xml, network_xml
 
 
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"       # Debian's ovmf package
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+
 @dataclass(frozen=True)
 class ProdServer:
     name: str
@@ -35,6 +39,7 @@ class ProdServer:
     mac: str
     memory: int = 512
     data_disk_mib: int = 0        # an extra disk, never mounted, for "production untouched" checks
+    uefi: bool = False            # boot through OVMF (pflash firmware and its own NVRAM)
 
 
 @dataclass
@@ -97,7 +102,14 @@ def create(hypervisor: Hypervisor, production: Production, image: BuiltImage) ->
             _make_data_disk(disks[1], server.data_disk_mib)
         for disk in disks:
             disk.chmod(0o644)
+        firmware = {}
+        if server.uefi:
+            nvram = production.directory / f"{server.name}-VARS.fd"
+            shutil.copyfile(OVMF_VARS, nvram)
+            nvram.chmod(0o644)
+            firmware = {"loader": OVMF_CODE, "nvram": nvram, "machine": "q35"}
         domains.append(hypervisor.define_domain(guest_domain_xml(
+            **firmware,
             virt_type=production.virt_type, name=production.domain_name(server), memory=server.memory,
             vcpus=1, kernel=image.kernel, initrd=image.initrd,
             disks=[{"path": p, "target": f"vd{chr(ord('a') + i)}"} for i, p in enumerate(disks)],

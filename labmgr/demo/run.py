@@ -34,6 +34,7 @@ from ..spec import load_environment
 from ..timeparse import format_point
 from . import narrate, provision
 from .narrate import Say
+from .sharing import share_in_background
 from .down import demo_down, leftovers
 from .stages import Stages
 from .sweep import sweep
@@ -114,8 +115,17 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
     say("\nTry next")
     for line in narrate.next_steps(folder, lab, env, bad[0].hour if bad else day.bad_hour):
         say(line)
+    for line in narrate.share_lines(lab, *_share(folder, lab, env)):
+        say(line)
     if interactive and _open_tui(folder / SPEC, lab, folder / PROBES, say):
         say("\nThe lab is still up: the commands above go on from here; 'labmgr demo down' removes it all.")
+
+
+def _share(folder: Path, lab: str, env) -> tuple[str, str, Path]:
+    """The application shared for 4 hours: (target, link or '', the share's log)."""
+    target = f"{narrate.app_view(folder, env).target}:80"
+    log = folder / "share.log"
+    return target, share_in_background(lab, target, log), log
 
 
 def _remove_previous_run(reporter: Reporter, say: Say) -> None:

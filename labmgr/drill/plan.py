@@ -8,18 +8,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from .. import yamlfile
 from ..dumps.store import DumpStore
 from ..errors import LabmgrError, SpecError
+from ..lab.lease import lease_hours
+from ..strict import Strict
 from ..timeparse import parse_point
 
 RANDOM = re.compile(r"^random (\d+) from the last (\d+) hours$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Keep(Strict):
@@ -28,7 +26,10 @@ class Keep(Strict):
     @field_validator("lease")
     @classmethod
     def _lease(cls, value: str) -> str:
-        lease_seconds(value)
+        try:
+            lease_hours(value)
+        except LabmgrError:
+            raise ValueError(f"'{value}' is not a lease like 8h or 2d") from None
         return value
 
 
@@ -53,6 +54,7 @@ class Plan(Strict):
     keep: Keep | None = None             # keep the lab for people, with a lease
     report: Reports | None = None
     notify: Notify = Notify()
+    mutate: bool = False                 # after the last point: probe --mutate (score into report and metrics)
 
     @field_validator("points")
     @classmethod
@@ -67,13 +69,6 @@ class Plan(Strict):
                 except LabmgrError as exc:
                     raise ValueError(f"{exc.message}, or 'random N from the last H hours'") from None
         return value
-
-
-def lease_seconds(text: str) -> float:
-    match = re.fullmatch(r"(\d+)\s*([hd])", text.strip())
-    if not match:
-        raise ValueError(f"'{text}' is not a lease like 8h or 2d")
-    return int(match[1]) * (3600 if match[2] == "h" else 86400)
 
 
 def load_plan(path: Path) -> Plan:

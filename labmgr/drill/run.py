@@ -8,15 +8,19 @@ point; 1 a probe failed or a dump was bad (a backup problem: page someone);
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
+from .. import locks, paths
 from ..dumps.errors import DumpError
 from ..dumps.store import store_for
-from ..errors import LabmgrError
+from ..errors import LabError, LabmgrError
 from ..history import history_for, now
 from ..lab import records
 from ..lab.evidence import evidence_for
+from ..lab.lease import lease_hours
 from ..lab.probing import probe_lab
 from ..lab.restore import lab_restore
 from ..lab.teardown import lab_down
@@ -27,7 +31,7 @@ from ..progress import SILENT, Reporter
 from ..report import render_report
 from ..snapshot import capture, find_snapshot
 from ..spec import load_environment
-from .plan import Plan, lease_seconds, resolve_points
+from .plan import Plan, resolve_points
 
 
 def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[str]]:
@@ -41,17 +45,24 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
     started = datetime.now(timezone.utc)
     summary = RunSummary(environment=env.name, lab=plan.lab_name or "", point="", started_at=started,
                          finished_at=started, stages={}, results=[], exit_code=0)
-    lab = None
+    # held while the drill runs: a drill killed with its lab up leaves a lab with no lease whose
+    # drill lock is free, which 'lab gc' collects
+    drill_lock = paths.subdir("drills") / f"{os.getpid()}-{secrets.token_hex(4)}.lock"
+    made: list[str] = []
     try:
-        lab = _drill(plan, env, summary, reporter)
-    except DumpError as exc:            # a bad backup is what the drill is there to find
-        summary.exit_code, summary.error = 1, str(exc)
-    except LabmgrError as exc:
-        summary.exit_code, summary.error = 2, str(exc)
+        with locks.hold(drill_lock, "drill"):
+            try:
+                _drill(plan, env, summary, reporter, str(drill_lock), made)
+            except DumpError as exc:            # a bad backup is what the drill is there to find
+                summary.exit_code, summary.error = 1, str(exc)
+            except LabmgrError as exc:
+                summary.exit_code, summary.error = 2, str(exc)
+            finally:
+                summary.finished_at = datetime.now(timezone.utc)
+                if made:             # the lab is up: whatever failed, the drill finishes
+                    warnings.extend(_finish(plan, env, made[0], summary))
     finally:
-        summary.finished_at = datetime.now(timezone.utc)
-        if lab:
-            warnings.extend(_finish(plan, env, lab, summary))
+        drill_lock.unlink(missing_ok=True)
     with history_for(env) as history:
         history.record_drill(summary)
     warnings.extend(announce(summary, heartbeat_url=plan.notify.heartbeat_url, webhook_url=plan.notify.webhook_url,
@@ -59,17 +70,20 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
     return summary, warnings
 
 
-def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
+def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter, drill_lock: str, made: list[str]) -> None:
     if plan.snapshot == "capture":
         begun = time.monotonic()
         snapshot = capture(env, reporter)
         summary.stages["capture"] = round(time.monotonic() - begun, 2)
     else:
         snapshot = find_snapshot(env.name, None if plan.snapshot == "latest" else plan.snapshot)
-    record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter)
+    record = lab_up(env, plan.environment, name=plan.lab_name, snapshot_id=snapshot.id, reporter=reporter,
+                    drill_lock=drill_lock)
+    made.append(record.name)
     summary.lab = record.name
     summary.stages["clone"] = round(record.timings.get("network", 0) + record.timings.get("clone", 0), 2)
-    summary.stages["boot"] = round(record.timings.get("boot", 0) + record.timings.get("clean_snapshot", 0), 2)
+    # an instant lab resumes instead of booting: that is its "boot" stage
+    summary.stages["boot"] = round(sum(record.timings.get(k, 0) for k in ("boot", "ready", "clean_snapshot", "resume")), 2)
     with store_for(env) as store:
         points = resolve_points(plan.points, store, datetime.now(timezone.utc))
     several = len(points) > 1
@@ -88,7 +102,22 @@ def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter) -> str:
                 result.name = f"{summary.point} {result.name}"
             summary.results.append(result)
         summary.exit_code = max(summary.exit_code, probed.exit_code)
-    return record.name
+    if plan.mutate:
+        _mutate(record.name, plan, summary, reporter)
+
+
+def _mutate(lab: str, plan: Plan, summary: RunSummary, reporter: Reporter) -> None:
+    """How much the probes catch, at the drill's last point; a low score does not fail the drill."""
+    from ..lab.mutate import mutate_lab
+
+    begun = time.monotonic()
+    score = mutate_lab(lab, plan.probes, reporter=reporter)
+    summary.mutation = {"caught": score.caught, "applied": score.applied, "score": round(score.score, 3),
+                        "blind": score.blind, "restored": score.restored,
+                        "seconds": round(time.monotonic() - begun, 2)}   # not a stage: no part of the RTO
+    if not score.restored:
+        raise LabError(f"lab {lab} answers its probes differently after the mutation test",
+                       hint=f"restore it: 'labmgr lab restore {lab} --at {summary.point}'")
 
 
 def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:
@@ -103,7 +132,7 @@ def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:
             warnings.append(f"report not written: {exc}")
     if plan.keep and summary.exit_code != 2:
         record = records.load(lab)
-        until = datetime.now(timezone.utc) + timedelta(seconds=lease_seconds(plan.keep.lease))
+        until = datetime.now(timezone.utc) + timedelta(hours=lease_hours(plan.keep.lease))
         record.lease_until = until.strftime("%Y-%m-%dT%H:%M:%SZ")
         record.save()
         warnings.append(f"lab {lab} kept for people until {record.lease_until} ('labmgr lab gc --expired')")

@@ -8,6 +8,7 @@ source does not stop the others; every failure is reported.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -30,6 +31,9 @@ def collect(env: Environment, server_name: str | None = None, taken_at: datetime
             reporter: Reporter = SILENT) -> CollectResult:
     """Collect every source (of one server, if named). ``taken_at`` stamps the dumps
     (default: when each one starts); the demo uses it to simulate past hours."""
+    from ..recovery import recover
+
+    recover(reporter)       # a killed collection's temp directory in production and partial dump go first
     servers = [env.server(server_name)] if server_name else env.servers
     recipients = env.dumps.encryption.recipients if env.dumps.encryption else None
     result = CollectResult()
@@ -39,10 +43,14 @@ def collect(env: Environment, server_name: str | None = None, taken_at: datetime
                 name = f"{server.name}/{source.name}"
                 stamp = taken_at or datetime.now(timezone.utc)
                 try:
-                    with reporter.step(f"collect {name}") as step, open_dump_stream(env, server, source) as chunks:
-                        record = store.write(server.name, source.name, source.kind, stamp,
-                                             _counting(chunks, step, name), encrypt_to=recipients,
-                                             collector=source.via)
+                    with ExitStack() as stack:
+                        # two steps: via the agent the dump is made in production first, then read
+                        with reporter.step(f"dump {name} on production"):
+                            chunks = stack.enter_context(open_dump_stream(env, server, source))
+                        with reporter.step(f"collect {name}") as step:
+                            record = store.write(server.name, source.name, source.kind, stamp,
+                                                 _counting(chunks, step, name), encrypt_to=recipients,
+                                                 collector=source.via)
                 except LabmgrError as exc:
                     result.failed.append((name, str(exc)))
                     continue

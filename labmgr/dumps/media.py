@@ -30,7 +30,8 @@ class MediaFile:
 
 
 def build_iso(path: Path, label: str, files: list[MediaFile]) -> Path:
-    """Write the ISO to ``path``; readable by QEMU (mode 644)."""
+    """Write the ISO to ``path``, readable by its owner only (it holds plaintext dumps; libvirt
+    hands it to QEMU's user when it attaches it)."""
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, rock_ridge="1.09", vol_ident=label[:32])
     manifest = json.dumps({"label": label, "files": [
@@ -40,7 +41,8 @@ def build_iso(path: Path, label: str, files: list[MediaFile]) -> Path:
         for index, item in enumerate(files):
             handle = stack.enter_context(item.source.open("rb"))
             iso.add_fp(handle, item.source.stat().st_size, f"/D{index}.;1", rr_name=item.name)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
         iso.write(str(path))
     iso.close()
-    path.chmod(0o644)
     return path

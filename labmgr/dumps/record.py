@@ -8,13 +8,13 @@ carries its checksums with it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from .. import __version__
+from ..atomic import atomic_write
 from ..timeparse import format_point, utc
 
 State = Literal["unverified", "good", "bad"]
@@ -70,18 +70,7 @@ def manifest(record: DumpRecord) -> dict:
 
 def write_manifest(record: DumpRecord) -> Path:
     """Write the manifest atomically: a reader sees the old file or the whole new one."""
-    target = record.manifest_path
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        with open(partial, "w") as out:
-            json.dump(manifest(record), out, indent=2)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return atomic_write(record.manifest_path, json.dumps(manifest(record), indent=2) + "\n")
 
 
 def _iso(moment: datetime) -> str:

@@ -4,14 +4,15 @@
     <root>/<server>/<source>/<YYYY-MM-DD>/<server>--<source>--<YYYYMMDDTHHMMSSZ>.<ext>[.age]
     <root>/<server>/<source>/<YYYY-MM-DD>/<same name>.json        (the manifest)
 
-A dump is streamed into ``.<name>.partial`` next to its final name, fsynced and
-renamed; only then are its manifest and catalog row written. A dump that fails
+A dump is streamed into ``.<name>.<random>.partial`` next to its final name,
+fsynced and linked to its final name (never over another); only then are its manifest and catalog row written. A dump that fails
 half-way leaves no file and no row.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
 from .. import paths
+from ..journal import intent
 from ..spec.model import Environment
 from ..timeparse import utc
 from . import crypto, naming, streams
@@ -112,21 +114,35 @@ class DumpStore:
               link_from: Path | None = None) -> tuple[str, int]:
         """Produce ``final`` through a partial file; returns (sha256, size) of its bytes."""
         final.parent.mkdir(parents=True, exist_ok=True)
-        partial = final.with_name(f".{final.name}.partial")
-        partial.unlink(missing_ok=True)   # left by a crash: never a dump anyone refers to
+        # a name of its own (two collections of one second never share it), journalled so that
+        # the next labmgr command removes it if this process is killed
+        partial = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
+        with intent("files", paths=[str(partial)], what=f"a partial dump {partial.name}"):
+            return self._fill_partial(final, partial, fill, link_from)
+
+    def _fill_partial(self, final: Path, partial: Path, fill: Callable[[BinaryIO], tuple[str, int]],
+                      link_from: Path | None) -> tuple[str, int]:
         try:
             if link_from is not None and _try_link(link_from, partial):
                 sha256, size = streams.sha256_file(partial)
             else:
-                with open(partial, "wb") as out:
+                with open(partial, "xb") as out:
                     sha256, size = fill(out)
                     out.flush()
                     os.fsync(out.fileno())
-            os.replace(partial, final)
+            try:
+                os.link(partial, final)       # never over a dump another collection just stored
+            except FileExistsError:
+                raise DumpError(f"{final.name} is already stored (collected twice in one second?)",
+                                hint="collect again in a moment") from None
+            partial.unlink()
             _fsync_dir(final.parent)
         except _ProducerFailed as failed:
             partial.unlink(missing_ok=True)
             raise failed.error from None
+        except DumpError:
+            partial.unlink(missing_ok=True)
+            raise
         except OSError as exc:      # the store's disk (full, read-only, permissions), not the producer
             partial.unlink(missing_ok=True)
             raise DumpError(f"cannot write {final}: {exc.strerror or exc}") from None

@@ -9,30 +9,20 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import libvirt
 import libvirt_qemu
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential, wait_fixed
 
 from ..errors import AgentError
+from ..execresult import ExecResult
 
 if TYPE_CHECKING:
     from .domain import Domain
 
 
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
 
 
 class GuestAgent:
@@ -63,14 +53,21 @@ class GuestAgent:
     def wait_ready(self, timeout: float, poll: float = 1.0) -> float:
         """Wait until the agent answers; returns the seconds waited."""
         start = time.monotonic()
-        while not self.ping():
+
+        def answered() -> bool:
+            if self.ping():
+                return True
             if not self.domain.is_active():
                 raise AgentError(f"domain '{self.domain.name}' stopped while booting",
                                  hint=f"see its log in /var/log/libvirt/qemu/{self.domain.name}.log")
-            if time.monotonic() - start > timeout:
-                raise AgentError(f"guest agent of '{self.domain.name}' did not answer within {timeout:.0f} s",
-                                 hint="check that the guest boots ('virsh console') and runs qemu-guest-agent")
-            time.sleep(poll)
+            return False
+
+        def too_late(_state: object) -> bool:
+            raise AgentError(f"guest agent of '{self.domain.name}' did not answer within {timeout:.0f} s",
+                             hint="check that the guest boots ('virsh console') and runs qemu-guest-agent")
+
+        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(poll),
+                 retry_error_callback=too_late)(answered)
         return time.monotonic() - start
 
     def exec(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None,
@@ -95,15 +92,11 @@ class GuestAgent:
 
     def wait_exit(self, pid: int, deadline: float) -> dict[str, Any] | None:
         """Poll guest-exec-status of ``pid`` until it exits (its status) or ``deadline`` passes (None)."""
-        delay = 0.05
-        while True:
-            status = self.command("guest-exec-status", pid=pid)
-            if status.get("exited"):
-                return status
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
+        polls = Retrying(retry=retry_if_result(lambda status: not status.get("exited")),
+                         stop=lambda _state: time.monotonic() > deadline,
+                         wait=wait_exponential(multiplier=0.05, exp_base=1.5, max=0.5),
+                         retry_error_callback=lambda _state: None)
+        return polls(self.command, "guest-exec-status", pid=pid)
 
     def run(self, argv: list[str], timeout: float | None = None, stdin: bytes | None = None,
             env: dict[str, str] | None = None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libvirt
 
-from ..errors import HypervisorError
+from ..errors import HypervisorError, NotFoundError
 from .domain import Domain
 from .errors import translated
 
@@ -34,6 +34,38 @@ class Hypervisor:
         with translated(f"defining a domain on {self.uri}"):
             return Domain(self, self.conn.defineXML(xml))
 
+    def volume_path(self, pool: str, volume: str) -> str:
+        """The host path of a storage pool's volume (a file or a block device)."""
+        with translated(f"volume '{volume}' of storage pool '{pool}' on {self.uri}"):
+            return self.conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
+
+    def define_and_start_pool(self, xml: str) -> None:
+        with translated(f"creating a storage pool on {self.uri}"):
+            pool = self.conn.storagePoolDefineXML(xml, 0)
+            pool.create(0)
+
+    def refresh_pool(self, name: str) -> None:
+        with translated(f"storage pool '{name}' on {self.uri}"):
+            self.conn.storagePoolLookupByName(name).refresh(0)
+
+    def remove_pool(self, name: str) -> None:
+        """Stop and undefine pool ``name`` (its directory and files stay); a pool already gone is fine."""
+        try:
+            pool = self.conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            return
+        with translated(f"removing storage pool '{name}'"):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+
+    def restore_state(self, path: str, name: str) -> Domain:
+        """Resume a saved running state (a file or a FIFO on the hypervisor's host) as domain ``name``,
+        the name in the state's own header. libvirt checks the header's definition, not ours."""
+        with translated(f"resuming domain '{name}' from its saved state on {self.uri}"):
+            self.conn.restoreFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+        return self.domain(name)
+
     # networks ------------------------------------------------------------
     def network_names(self) -> list[str]:
         with translated(f"listing networks on {self.uri}"):
@@ -61,13 +93,27 @@ class Hypervisor:
 
     def bridges_in_use(self) -> set[str]:
         with translated(f"listing networks on {self.uri}"):
-            return {n.bridgeName() for n in self.conn.listAllNetworks() if n.isActive()}
+            networks = self.conn.listAllNetworks()
+        bridges = set()
+        for network in networks:
+            try:
+                with translated(f"listing networks on {self.uri}"):
+                    if network.isActive():
+                        bridges.add(network.bridgeName())
+            except NotFoundError:
+                continue        # removed while we looked (someone else's lab going down): its bridge is free
+        return bridges
 
     # host ----------------------------------------------------------------
     def libvirt_version(self) -> str:
         with translated(f"asking {self.uri} for its version"):
             version = self.conn.getLibVersion()
         return f"{version // 1_000_000}.{version // 1000 % 1000}"
+
+    def qemu_version(self) -> int:
+        """The hypervisor's own version (QEMU's, as libvirt reports it): a saved state needs the same."""
+        with translated(f"asking {self.uri} for its hypervisor version"):
+            return self.conn.getVersion()
 
     def available_memory(self) -> int:
         """Bytes the host can give new guests: free memory plus what page cache and buffers would yield."""

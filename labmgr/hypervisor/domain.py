@@ -27,6 +27,9 @@ _STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
 }
 
+# libvirt's qemu driver keeps NVRAM files it makes from a template here (qemu.conf's nvram_dir).
+NVRAM_DIRECTORY = "/var/lib/libvirt/qemu/nvram"
+
 _UNDEFINE_EVERYTHING = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -63,6 +66,15 @@ class Domain:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
         with translated(self._what("reading the XML of")):
             return self.dom.XMLDesc(flags)
+
+    def nvram_path(self) -> str | None:
+        """Where the domain's NVRAM is when firmware autoselection (``<os firmware='efi'>``) leaves it
+        out of the inactive definition: in the live one, or libvirt's default for a shut-off domain."""
+        from ..xml.builder import DomainXML
+
+        if self.is_active():
+            return DomainXML(self.xml(inactive=False)).os_file("nvram")
+        return f"{NVRAM_DIRECTORY}/{self.name}_VARS.fd"
 
     def lab_metadata(self) -> str | None:
         """The labmgr tag of this domain, or None for domains labmgr did not make."""
@@ -113,6 +125,18 @@ class Domain:
         with translated(self._what(f"deleting snapshot '{name}' of")):
             self.dom.snapshotLookupByName(name, 0).delete(0)
 
+    # saved running state ---------------------------------------------------
+    def save_state(self, path: str) -> None:
+        """Write memory and devices to ``path`` on the hypervisor's host; the domain stops (its
+        definition stays). The disks are left exactly as the saved state expects them."""
+        with translated(self._what("saving the running state of")):
+            self.dom.saveFlags(str(path), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+
+    def define_persistent(self, xml: str) -> None:
+        """Give a restored (transient) domain a persistent definition, so lab down finds it."""
+        with translated(self._what("defining")):
+            self.hypervisor.conn.defineXML(xml)
+
     def agent(self, timeout: float = 10) -> "GuestAgent":
         from .agent import GuestAgent
 
@@ -131,6 +155,16 @@ class Domain:
     def begin_backup(self, backup_xml: str) -> None:
         with translated(self._what("starting a backup of")):
             self.dom.backupBegin(backup_xml, None, 0)
+
+    def backup_targets(self) -> list[str]:
+        """The files the domain's running backup job writes to ([] when it runs none)."""
+        try:
+            xml = self.dom.backupGetXMLDesc(0)
+        except libvirt.libvirtError:
+            return []
+        from ..xml.builder import backup_targets
+
+        return backup_targets(xml)
 
     def abort_job(self) -> None:
         """Cancel a running job (a backup); quiet if there is none."""

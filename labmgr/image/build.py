@@ -44,6 +44,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
+from ..atomic import atomic_write
 from ..errors import ImageBuildError, LabmgrError
 from ..paths import images_dir, make_traversable
 from ..progress import SILENT, Reporter, Step
@@ -129,6 +130,10 @@ def build_image(recipe: Recipe | Path | str, reporter: Reporter = SILENT, *, for
     final = images / key
     if not force and _complete(final):
         reporter.note(f"image {key} is cached")
+        try:
+            (final / RECIPE_JSON).chmod(0o600)      # cached by an older labmgr, world-readable
+        except PermissionError:
+            pass
         return _built(final, digest, cached=True)
 
     tools = find_tools()
@@ -633,7 +638,9 @@ class _Build:
 
     def _finish(self) -> None:
         out = self.out
-        (out / RECIPE_JSON).write_text(json.dumps(self.recipe.normalized(), indent=2, sort_keys=True) + "\n")
+        # root-only: a recipe may hold users' passwords
+        atomic_write(out / RECIPE_JSON, json.dumps(self.recipe.normalized(), indent=2, sort_keys=True) + "\n",
+                     mode=0o600)
         build = {
             "key": self.key,
             "recipe_hash": self.digest,

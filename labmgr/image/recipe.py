@@ -15,10 +15,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator
 
 from .. import yamlfile
 from ..errors import RecipeError, SpecError
+from ..strict import Strict
 
 # Bump when the builder changes what it puts into an image: every cached image
 # then gets rebuilt on next use instead of silently missing the change.
@@ -101,11 +102,7 @@ Command = Annotated[str, AfterValidator(_command)]
 AuthorizedKey = Annotated[str, AfterValidator(_authorized_key)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileEntry(_Strict):
+class FileEntry(Strict):
     """A file written into the tree (after the builder's own files, so it may replace them)."""
 
     path: str
@@ -141,7 +138,7 @@ class FileEntry(_Strict):
         return value
 
 
-class User(_Strict):
+class User(Strict):
     name: str
     password: Optional[str] = None
     ssh_authorized_keys: list[AuthorizedKey] = Field(default_factory=list)
@@ -161,11 +158,11 @@ class User(_Strict):
         return value
 
 
-class Network(_Strict):
+class Network(Strict):
     dhcp: bool = True
 
 
-class Recipe(_Strict):
+class Recipe(Strict):
     """A validated image recipe. Build it with ``build_image``."""
 
     name: str

@@ -33,4 +33,9 @@ def evidence_for(name: str, spec: Path | None = None) -> LabEvidence:
         evidence = history.evidence(name, env.name)
     if not evidence.created_at and not evidence.restores and not evidence.runs:
         raise NotFoundError(f"environment {env.name} has no history of a lab named '{name}'")
+    from .bisect import bisections
+    from .mutate import mutations
+
+    evidence.bisections = bisections(env, name, evidence.created_at)
+    evidence.mutations = mutations(env, name, evidence.created_at)
     return evidence

@@ -7,12 +7,12 @@ that finds labs on every host, even ones whose records are gone.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
 
 from .. import paths
+from ..atomic import atomic_write
 from ..errors import LabmgrError
 from . import records
 
@@ -24,9 +24,7 @@ def remember_hypervisor(uri: str) -> None:
     with FileLock(str(path) + ".lock"):
         known = path.read_text().splitlines() if path.exists() else []
         if uri not in known:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(f"{line}\n" for line in [*known, uri]))
-            os.replace(tmp, path)
+            atomic_write(path, "".join(f"{line}\n" for line in [*known, uri]))
 
 
 def forget_hypervisor(uri: str) -> None:
@@ -35,9 +33,7 @@ def forget_hypervisor(uri: str) -> None:
     with FileLock(str(path) + ".lock"):
         known = path.read_text().splitlines() if path.exists() else []
         if uri in known:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(f"{line}\n" for line in known if line != uri))
-            os.replace(tmp, path)
+            atomic_write(path, "".join(f"{line}\n" for line in known if line != uri))
 
 
 def known_hypervisors(extra: list[str] = ()) -> list[str]:

@@ -17,7 +17,15 @@ from . import records
 
 
 def probe_lab(name: str, probes_file: Path, only: list[str] | None = None) -> RunSummary:
-    record = records.load(name)
+    """Under the lab's lock: no restore changes the lab while it is probed, and the results are
+    filed under the point the lab is actually at."""
+    records.load(name)          # a lab that does not exist: said before any lock is made for it
+    with records.lab_lock(name):
+        return _probe(records.load(name), probes_file, only)
+
+
+def _probe(record, probes_file: Path, only: list[str] | None) -> RunSummary:
+    name = record.name
     if record.state != "up":
         raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
     env = load_environment(record.spec)

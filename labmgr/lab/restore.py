@@ -11,49 +11,37 @@ restored lab is recorded as being at the new point.
 
 from __future__ import annotations
 
-import hashlib
+import os
 import secrets
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-
-from filelock import FileLock
 
 from ..dumps.errors import DumpError
 from ..dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from ..dumps.media import MediaFile, build_iso
 from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
-from ..errors import LabError
+from ..dumps.streams import HashingWriter, copy, sha256_file
+from ..errors import LabError, LabmgrError
 from ..history import history_for
+from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
-from ..progress import SILENT, Reporter, stage
+from ..progress import SILENT, Reporter, shielded, stage
 from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
-from ..timeparse import format_point, parse_point
+from ..timeparse import format_point
 from . import records
-from .pointintime import CLEAN, PREVIOUS, check_agents, drop_previous, revert, take_previous
+from .lastclean import resolve_point
+from .pointplan import PointPlan, plan_point
+from .pointintime import CLEAN, PREVIOUS, check_agents, points_of
+from .interrupted import drop_stale_previous, settle
 from .records import LabRecord
-
-
-@dataclass
-class PointPlan:
-    at: datetime
-    chosen: dict[str, list[tuple[DumpSource, DumpRecord]]]     # server -> its sources' dumps
-
-    @property
-    def skew(self) -> timedelta:
-        times = [record.taken_at for pairs in self.chosen.values() for _, record in pairs]
-        return max(times) - min(times) if times else timedelta(0)
-
-    def describe(self) -> dict[str, str]:
-        return {f"{server}/{source.name}": format_point(record.taken_at)
-                for server, pairs in self.chosen.items() for source, record in pairs}
 
 
 @dataclass
@@ -63,48 +51,62 @@ class RestoreResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def plan_point(env: Environment, store: DumpStore, at: datetime) -> PointPlan:
-    chosen: dict[str, list[tuple[DumpSource, DumpRecord]]] = {}
-    for server in env.servers:
-        for source in server.dumps:
-            record = store.catalog.newest_good_at(server.name, source.name, at)
-            if record is None:
-                raise DumpError(f"server {server.name} has no good {source.name} dump taken at or before "
-                                f"{format_point(at)}", hint=f"'labmgr dumps list {env.name}.yaml --server "
-                                f"{server.name}' shows what there is")
-            chosen.setdefault(server.name, []).append((source, record))
-    if not chosen:
-        raise DumpError(f"environment {env.name} declares no dump sources", hint="add dumps: to its servers")
-    return PointPlan(at, chosen)
-
-
 def lab_restore(name: str, at_text: str, reporter: Reporter = SILENT) -> RestoreResult:
     record = records.load(name)
     if record.state != "up":
         raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
     env = load_environment(record.spec)
-    at = parse_point(at_text)
-    with FileLock(str(record.directory / "restore.lock"), timeout=0), store_for(env) as store:
+    with records.lab_lock(name), store_for(env) as store:
+        record = records.load(name)         # as it is now that it is ours
+        if record.state != "up":
+            raise LabError(f"lab {name} is {record.state}, not up", hint=f"'labmgr lab show {name}'")
+        at = resolve_point(env, store, at_text)      # a time, or 'last-clean' (scans + probe history)
         plan = plan_point(env, store, at)
-        staging = record.directory / "media"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        try:
-            with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
-                result = _restore(hypervisor, host, env, store, record, plan, staging, reporter)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    record.point = {"at": format_point(at), "requested": at_text, "dumps": plan.describe(),
-                    "skew_seconds": plan.skew.total_seconds(),
-                    "restored_at": format_point(datetime.now(timezone.utc)), "seconds": result.seconds}
-    record.save()
+        with connect(record.hypervisor) as hypervisor, host_for(record.hypervisor) as host:
+            drop_stale_previous(hypervisor, host, record)
+            record.state, record.restoring = "restoring", {"at": format_point(at), "requested": at_text}
+            record.save()
+            staging = _staging_dir(record)
+            try:
+                result = _restore(hypervisor, host, env, store, record, plan, staging, reporter,
+                                  commit=lambda: _commit(record, plan, at, at_text))
+            except BaseException as exc:
+                try:     # every VM back at the previous point, and the record saying so
+                    settle(records.load(name))
+                except LabmgrError as problem:
+                    raise LabError(f"{exc}; and the lab could not be put back yet: {problem}",
+                                   hint="the next labmgr command tries again ('labmgr lab show "
+                                        f"{name}' says where the lab is)") from None
+                raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     with history_for(env) as history:
         history.record_restore(record.name, env.name, record.point)
     return result
 
 
-def _restore(hypervisor: Hypervisor, host, env: Environment, store: DumpStore, record: LabRecord,
-             plan: PointPlan, staging: Path, reporter: Reporter) -> RestoreResult:
+def _staging_dir(record: LabRecord) -> Path:
+    """``media/`` (0711: QEMU, which libvirt makes the owner of the ISO it attaches, can reach
+    it; nobody can list it) for the ISOs, ``media/plain/`` (0700) for decrypted dumps."""
+    staging = record.directory / "media"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o711)
+    staging.chmod(0o711)
+    (staging / "plain").mkdir(mode=0o700)
+    return staging
+
+
+def _commit(record: LabRecord, plan: PointPlan, at: datetime, at_text: str) -> None:
+    """Every VM is at the new point: say so, before the previous point's snapshots go."""
+    record.point = {"at": format_point(at), "requested": at_text, "dumps": plan.describe(),
+                    "skew_seconds": plan.skew.total_seconds(),
+                    "restored_at": format_point(datetime.now(timezone.utc))}
+    record.state, record.restoring = "up", {}
+    record.save()
+
+
+def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpStore, record: LabRecord,
+             plan: PointPlan, staging: Path, reporter: Reporter, commit) -> RestoreResult:
     result = RestoreResult(record.name, plan)
     started = time.monotonic()
     media: dict[str, tuple[Path, str, list[Restore]]] = {}
@@ -125,25 +127,26 @@ def _restore(hypervisor: Hypervisor, host, env: Environment, store: DumpStore, r
                 media[server] = (on_host / iso.name, label, restores)
                 step.advance()
     try:
-        return _restore_at_point(hypervisor, record, plan, media, result, reporter)
+        return _restore_at_point(hypervisor, host, record, plan, media, result, reporter, commit)
     finally:
         if str(on_host) != str(staging):
             host.remove_tree(on_host)
 
 
-def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan, media: dict,
-                      result: RestoreResult, reporter: Reporter) -> RestoreResult:
+def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, plan: PointPlan, media: dict,
+                      result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
+    points = {server: points_of(hypervisor, host, record, server) for server in plan.chosen}
     check_agents(list(domains.values()))
-    with reporter.step("snapshot the current point", total=len(domains)) as step:
-        for domain in domains.values():
-            take_previous(domain)
-            step.advance()
+    with reporter.step("keep the current point", total=len(domains)) as step:
+        with ThreadPoolExecutor(max_workers=len(domains)) as pool:
+            for done in pool.map(lambda keeper: keeper.take(PREVIOUS), points.values()):
+                step.advance()
     started = time.monotonic()
     try:
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
-                jobs = {server: pool.submit(_restore_server, domains[server], server, *media[server], reporter)
+                jobs = {server: pool.submit(_restore_server, points[server], server, *media[server], reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
@@ -155,22 +158,27 @@ def _restore_at_point(hypervisor: Hypervisor, record: LabRecord, plan: PointPlan
                     step.advance()
         if failures:
             raise failures[0]
+        result.seconds["restore"] = round(time.monotonic() - started, 2)
+        commit()            # the last thing tried: once recorded, the new point stands
     except BaseException:
-        with reporter.step("revert to the previous point", total=len(domains)) as step:
-            for domain in domains.values():
-                revert(domain, PREVIOUS)
+        # not cancellable: a lab left half reverted would be at no point at all
+        with shielded(reporter).step("revert to the previous point", total=len(domains)) as step:
+            for keeper in points.values():
+                keeper.revert(PREVIOUS)
                 step.advance()
+        for keeper in points.values():
+            keeper.drop(PREVIOUS)
         raise
-    finally:
-        for domain in domains.values():
-            drop_previous(domain)
-    result.seconds["restore"] = round(time.monotonic() - started, 2)
+    for keeper in points.values():
+        keeper.drop(PREVIOUS)
+    record.point["seconds"] = result.seconds
+    record.save()
     return result
 
 
-def _restore_server(domain, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
+def _restore_server(keeper, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
     with stage(reporter, server, "revert"):
-        revert(domain, CLEAN)
+        domain = keeper.revert(CLEAN)
     return inject_and_restore(domain, iso, label, restores, server, reporter=reporter)
 
 
@@ -184,7 +192,7 @@ def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[Du
         with ExitStack() as stack:
             plain = stack.enter_context(store.open_plain(record, identity))
             if record.encrypted:
-                target = staging / f"{server}-{source.name}.plain"
+                target = staging / "plain" / f"{server}-{source.name}.plain"
                 content = _copy_hashing(plain, target)
             else:
                 target, content = record.path, record.sha256
@@ -202,25 +210,19 @@ def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[Du
 
 def _check_stored(store: DumpStore, record: DumpRecord) -> None:
     """A dump whose stored bytes no longer match the catalog is refused (and marked bad)."""
-    digest = hashlib.sha256()
     try:
-        with open(record.path, "rb") as f:
-            for block in iter(lambda: f.read(2**20), b""):
-                digest.update(block)
+        digest, _ = sha256_file(record.path)
     except FileNotFoundError:
         store.catalog.mark(record.id, "bad", "file missing")
         raise DumpError(f"{record.label}: the dump file {record.path} is missing; marked bad") from None
-    if digest.hexdigest() != record.sha256:
+    if digest != record.sha256:
         store.catalog.mark(record.id, "bad", "sha256 mismatch")
         raise DumpError(f"{record.label}: sha256 mismatch (the file was changed or truncated); marked bad",
                         hint="restore another point, or 'labmgr dumps verify' to check the whole store")
 
 
 def _copy_hashing(source, target: Path) -> str:
-    digest = hashlib.sha256()
-    with open(target, "wb") as out:
-        for block in iter(lambda: source.read(2**20), b""):
-            digest.update(block)
-            out.write(block)
-    target.chmod(0o644)
-    return digest.hexdigest()
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:   # never readable by others
+        writer = HashingWriter(out)
+        copy(source, writer)
+    return writer.digest.hexdigest()

@@ -7,12 +7,15 @@ record still names that directory in its domains' disks.
 
 from __future__ import annotations
 
+import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .. import paths
+from .. import locks, paths
 from ..access.door import close_door, doors
-from ..errors import LabmgrError, NotFoundError
+from ..access.share.state import end_shares
+from ..errors import BusyError, LabmgrError, NotFoundError
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter
@@ -28,6 +31,7 @@ class Removed:
     networks: list[str] = field(default_factory=list)
     directory: bool = False
     door: bool = False
+    shares: list[str] = field(default_factory=list)     # shares of the lab that were ended
 
 
 def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[str]]]:
@@ -37,21 +41,31 @@ def tagged_objects(hypervisor: Hypervisor) -> dict[str, tuple[list[str], list[st
     mine = paths.owner_id()
     for domain in hypervisor.domains():
         tag = read_tag(domain.lab_metadata())
-        if tag and tag.owner in (None, mine):
+        if tag and tag.owner == mine:
             found.setdefault(tag.lab, ([], []))[0].append(domain.name)
     for name in hypervisor.network_names():
         try:
             tag = read_tag(hypervisor.network_xml(name))
         except NotFoundError:
             continue  # removed while we looked
-        if tag and tag.owner in (None, mine):
+        if tag and tag.owner == mine:
             found.setdefault(tag.lab, ([], []))[1].append(name)
     return found
 
 
 def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) -> Removed:
-    """Remove every domain, network and file of ``lab``. Safe to run again."""
+    """Remove every domain, network and file of ``lab``. Safe to run again.
+
+    Only objects whose labmgr tag names this lab and this state directory's owner are
+    removed: a name in the record is a name the lab meant to use, and a define that
+    failed on a name clash leaves that name to someone else (another labmgr, production)."""
+    with records.lab_lock(lab, timeout=5) if records.lab_dir(lab).exists() else nullcontext():
+        return _remove_lab(hypervisor, lab, reporter)
+
+
+def _remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter) -> Removed:
     removed = Removed(lab)
+    removed.shares = [share.id for share in end_shares(lab)]     # nobody is shown a lab going away
     record = None
     try:
         record = records.load(lab)
@@ -59,10 +73,7 @@ def remove_lab(hypervisor: Hypervisor, lab: str, reporter: Reporter = SILENT) ->
         record.save()
     except NotFoundError:
         pass
-    domains, networks = tagged_objects(hypervisor).get(lab, ([], []))
-    if record:
-        domains = sorted(set(domains) | {s.domain for s in record.servers.values()})
-        networks = sorted(set(networks) | {n.name for n in record.networks.values()})
+    domains, networks = tagged_objects(hypervisor).get(lab, ([], []))     # exactly the ones tagged ours
     directories = _host_directories(hypervisor, lab, domains, record)     # read before the domains go
     with host_for(hypervisor.uri) as host, \
             reporter.step(f"removing lab {lab}", total=len(domains) + len(networks) + 1) as step:
@@ -123,7 +134,8 @@ def garbage(hypervisor: Hypervisor, expired: bool = False) -> list[str]:
     doomed |= {name for name, record in known.items() if record.hypervisor == hypervisor.uri
                and (record.is_abandoned() or (expired and record.lease_expired(moment)))}
     # a directory with no record: a lab up killed before its first write
-    doomed |= {d.name for d in records.lab_dirs() if not (d / records.RECORD).exists()}
+    doomed |= {d.name for d in records.lab_dirs() if not (d / records.RECORD).exists()
+               and not locks.held_elsewhere(d / records.LOCK)}
     return sorted(doomed)
 
 
@@ -150,12 +162,25 @@ def lab_gc(hypervisor_uris: list[str], reporter: Reporter = SILENT, expired: boo
            unreachable: list[tuple[str, str]] | None = None) -> list[Removed]:
     """Collect on every known hypervisor; one that cannot be reached is noted (and listed in
     ``unreachable``) and the others are still collected."""
+    from ..recovery import recover
+
+    recover(reporter)           # interrupted restores and captures first: they are not garbage
+    for lock in paths.subdir("drills").glob("*.lock"):      # drills that are over (or were killed)
+        try:
+            settled = time.time() - lock.stat().st_mtime > 60    # never one being taken right now
+        except FileNotFoundError:
+            continue
+        if settled and not locks.held_elsewhere(lock):
+            lock.unlink(missing_ok=True)
     out = []
     for uri in known_hypervisors(hypervisor_uris):
         try:
             with connect(uri) as hypervisor:
                 for lab in garbage(hypervisor, expired):
-                    out.append(remove_lab(hypervisor, lab, reporter))
+                    try:
+                        out.append(remove_lab(hypervisor, lab, reporter))
+                    except BusyError as exc:        # taken up again meanwhile: not garbage after all
+                        reporter.note(f"{lab}: not collected: {exc}")
             for lab in orphaned_doors(uri):
                 out.append(Removed(lab, door=_close_door(uri, lab)))
             # collected, and no lab recorded there: nothing to look for until a lab goes there again

@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..timeparse import utc
-from ._files import atomic_write
+from ..atomic import atomic_write
 from ._http import scrub
 from .model import EXIT_NOT_RUN, WARNING, ProbeResult, RunSummary
 

@@ -50,6 +50,7 @@ class RunSummary:
     exit_code: int  # 0 all passed, 1 a probe failed, 2 the lab/tool could not run them
     error: str = ""  # when exit_code == 2
     rpo_seconds: float | None = None
+    mutation: dict | None = None  # probe --mutate in the drill (plan 'mutate: true'): caught, applied, blind
 
     @property
     def passed(self) -> bool:

@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .. import yamlfile
 from ..errors import SpecError
 from ..spec.model import Environment, Server
+from ..strict import Strict
 from .durations import parse_duration
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -27,10 +27,6 @@ Engine = Literal["postgres", "mariadb"]
 ALL_SERVERS = "all"
 GATEWAY_PORTS = ("", ":22", ":443")   # a gateway must answer neither ping nor TCP
 ISOLATION_SLACK = 5      # seconds an isolation probe needs beyond one connect_timeout
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _regex(value: str | None) -> str | None:

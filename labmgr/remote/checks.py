@@ -3,7 +3,7 @@ and the free space of its storage."""
 
 from __future__ import annotations
 
-from ..doctor import MIN_FREE_GIB, Check
+from ..check import MIN_FREE_GIB, Check
 from ..errors import LabmgrError
 from ..spec import Environment
 

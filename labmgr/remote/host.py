@@ -18,7 +18,7 @@ import paramiko
 from fabric import Connection
 
 from ..errors import HypervisorError, LabmgrError
-from ..hosts import Result, check_tree
+from ..hostbase import Result, check_tree
 from .trust import explain, known_hosts_files, trust
 from .uri import SshTarget, parse_target
 
@@ -67,14 +67,16 @@ class RemoteHost:
 
     def put(self, local: Path, path: str | os.PathLike) -> None:
         """Upload ``local`` with SFTP; it appears at ``path`` only once complete."""
+        part = _part_name(path)
         with self._file_op("upload", path):
-            self.sftp.put(str(local), f"{path}.part")
-            self.sftp.posix_rename(f"{path}.part", str(path))
+            self.sftp.put(str(local), part)
+            self.sftp.posix_rename(part, str(path))
 
     def write_from(self, source: BinaryIO, path: str | os.PathLike) -> None:
+        part = _part_name(path)
         with self._file_op("upload", path):
-            self.sftp.putfo(source, f"{path}.part")
-            self.sftp.posix_rename(f"{path}.part", str(path))
+            self.sftp.putfo(source, part)
+            self.sftp.posix_rename(part, str(path))
 
     def open_read(self, path: str | os.PathLike) -> BinaryIO:
         with self._file_op("read", path):
@@ -194,3 +196,10 @@ def diagnose(uri: str) -> None:
     host = RemoteHost.for_uri(uri)
     host.close()
 
+
+
+def _part_name(path: str | os.PathLike) -> str:
+    """A temporary name of its own beside ``path``: two uploads of one file never share one."""
+    import secrets
+
+    return f"{path}.{secrets.token_hex(4)}.part"

@@ -4,7 +4,9 @@ libvirt's qemu+ssh transport runs the system ``ssh`` client, which reads
 ~/.ssh/known_hosts (or ssh_config's UserKnownHostsFile) and /etc/ssh/ssh_known_hosts
 and refuses unknown or changed keys when it has no terminal to ask on. labmgr's
 own SSH connection (paramiko) loads the same files and refuses the same keys, so
-the two never disagree about which machine is the hypervisor.
+the two never disagree about which machine is the hypervisor. Collection over
+SSH (``dumps/sources/ssh.py``) uses the same policy (``trust``) with the spec's
+known_hosts file.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ names, times, checksums' verdicts and what people wrote.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jinja2
@@ -30,7 +31,39 @@ def render_report(evidence: LabEvidence, fmt: str, generated_at: str) -> str:
     failed = sum(1 for run in evidence.runs for r in run.results if not r.passed)
     return env.get_template(f"report.{fmt}.j2").render(
         e=evidence, generated_at=generated_at, total=total, passed=passed, failed=failed,
-        md=_md_cell)
+        md=_md_cell, verdict=_verdict, shares=share_rows(evidence),
+        refused=sum(1 for event in evidence.share_events if event.event == "refused"))
+
+
+@dataclass
+class ShareRow:
+    share: str
+    person: str
+    opened: str = ""
+    pages: int = 0
+    last: str = ""
+    signed: str = ""
+
+
+def share_rows(evidence: LabEvidence) -> list[ShareRow]:
+    """One row per person of each share: when their link was first opened, pages, last seen, verdict."""
+    rows: dict[tuple[str, str], ShareRow] = {}
+    for event in evidence.share_events:
+        if not event.person:
+            continue
+        row = rows.setdefault((event.share, event.person), ShareRow(event.share, event.person))
+        row.last = event.at
+        if event.event == "opened" and not row.opened:
+            row.opened = event.at
+        elif event.event == "page":
+            row.pages += 1
+        elif event.event == "signoff":
+            row.signed = _verdict(event.detail.split(":", 1)[0])
+    return list(rows.values())
+
+
+def _verdict(verdict: str) -> str:
+    return {"right": "data right", "wrong": "something is wrong"}.get(verdict, "")
 
 
 def _md_cell(text: object) -> str:

@@ -17,18 +17,22 @@ from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from ..atomic import atomic_write
 from ..errors import LabmgrError, SnapshotError
+from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Domain, Hypervisor, connect
-from ..lab.clone import check_nics
+from ..journal import Intent, intent
+from ..lab.clone import check_nics, network_disk_error
 from ..progress import SILENT, Reporter
 from ..spec import Environment
 from ..storage import snapshot_dir, storage_root
 from ..xml.builder import DomainXML, backup_xml
+from .watchdog import watchdog
 from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
 
 COPIED_DEVICES = ("disk", "lun")
-OS_FILES = ("kernel", "initrd", "nvram")
+OS_FILES = ("kernel", "initrd", "loader", "nvram")
 
 
 def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
@@ -37,7 +41,7 @@ def capture(env: Environment, reporter: Reporter = SILENT) -> Snapshot:
         return _capture(env, hypervisor, host, storage_root(site), reporter)
 
 
-def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath, reporter: Reporter) -> Snapshot:
+def _capture(env: Environment, hypervisor: Hypervisor, host: Host, root: PurePosixPath, reporter: Reporter) -> Snapshot:
     """Definitions and manifest go to the local snapshot directory; the images are written on the
     hypervisor's host (by QEMU, or qemu-img there), into its storage."""
     started = time.monotonic()
@@ -47,6 +51,9 @@ def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath
     for server in env.servers:
         xml = DomainXML(domains[server.name].xml(inactive=True))
         check_nics(xml, server)
+        for disk in xml.disks():
+            if disk.kind == "network" and disk.device in COPIED_DEVICES:
+                raise network_disk_error(server.name, disk)
         definitions[server.name] = xml
 
     taken_at = datetime.now(timezone.utc)
@@ -56,6 +63,17 @@ def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath
     host_final = snapshot_dir(root, env.name, snapshot_id)
     host_partial = host_final.with_name(f".partial-{snapshot_id}")
     shared = str(host_partial) == str(partial)     # a local hypervisor storing under the state directory
+    # written down before anything is made: a SIGKILL leaves the next labmgr command
+    # (labmgr.recovery) what to thaw, abort and remove
+    with intent("capture", uri=hypervisor.uri, partial=str(partial), host_partial=str(host_partial),
+                frozen=[]) as journal:
+        return _write_snapshot(env, hypervisor, host, domains, definitions, journal, snapshot_id, taken_at,
+                               started, (partial, final, host_partial, host_final, shared), reporter)
+
+
+def _write_snapshot(env, hypervisor, host, domains, definitions, journal: Intent, snapshot_id: str,
+                    taken_at: datetime, started: float, where, reporter: Reporter) -> Snapshot:
+    partial, final, host_partial, host_final, shared = where
     partial.mkdir(parents=True)
     try:
         host.mkdir(host_partial)
@@ -64,9 +82,9 @@ def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath
                    for name in definitions}
         running = [name for name in servers if domains[name].is_active()]
         stopped = [name for name in servers if name not in running]
-        _backup_running(host_partial, running, domains, definitions, servers, reporter)
+        _backup_running(host_partial, running, domains, definitions, servers, journal, reporter)
         for name in stopped:
-            _copy_stopped(host, host_partial, name, definitions[name], servers[name], reporter)
+            _copy_stopped(hypervisor, host, host_partial, name, definitions[name], servers[name], reporter)
         snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
                             taken_at=taken_at.isoformat(timespec="seconds"),
                             seconds=round(time.monotonic() - started, 2), servers=servers, path=final,
@@ -83,7 +101,7 @@ def _capture(env: Environment, hypervisor: Hypervisor, host, root: PurePosixPath
         raise
 
 
-def _remove_quietly(host, directory: PurePosixPath) -> None:
+def _remove_quietly(host: Host, directory: PurePosixPath) -> None:
     try:
         host.remove_tree(directory)
     except LabmgrError:
@@ -100,7 +118,7 @@ def _new_id(environment: str, taken_at: datetime) -> str:
     return candidate
 
 
-def _prepare_server(partial: Path, host, host_partial: PurePosixPath, name: str, domain: Domain,
+def _prepare_server(partial: Path, host: Host, host_partial: PurePosixPath, name: str, domain: Domain,
                     xml: DomainXML) -> ServerCopy:
     folder = partial / name
     folder.mkdir(exist_ok=True)
@@ -114,8 +132,15 @@ def _prepare_server(partial: Path, host, host_partial: PurePosixPath, name: str,
         if source:
             if not host.exists(source):
                 raise SnapshotError(f"server {name}: <os><{tag}> file {source} of domain '{domain.name}' is missing")
-            host.copy(source, host_partial / name / tag)
-            copy.os_files[tag] = f"{name}/{tag}"
+        elif tag == "nvram" and xml.firmware() == "efi":
+            source = domain.nvram_path()     # libvirt chose the firmware; a never-booted domain has none yet
+            if not source or not host.exists(source):
+                continue
+        else:
+            continue
+        # read, never opened for write: production's NVRAM and firmware stay as they are
+        host.copy(source, host_partial / name / tag)
+        copy.os_files[tag] = f"{name}/{tag}"
     for disk in xml.disks():
         if disk.device in COPIED_DEVICES:
             copy.disks.append(DiskCopy(target=disk.target, image=f"{name}/{disk.target}.qcow2"))
@@ -123,15 +148,16 @@ def _prepare_server(partial: Path, host, host_partial: PurePosixPath, name: str,
 
 
 def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str, Domain],
-                    definitions: dict[str, DomainXML], servers: dict[str, ServerCopy],
+                    definitions: dict[str, DomainXML], servers: dict[str, ServerCopy], journal: Intent,
                     reporter: Reporter) -> None:
     if not names:
         return
     started: list[str] = []
     try:
-        with ExitStack() as thaw:
+        with watchdog(journal), ExitStack() as thaw:     # thawed in-process first, then the watchdog told
             for name in names:
                 if domains[name].agent().ping():
+                    journal.update(frozen=[*journal.data["frozen"], domains[name].name])
                     try:
                         domains[name].freeze_filesystems()
                     except LabmgrError as exc:
@@ -141,12 +167,15 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
                         thaw.callback(domains[name].thaw_filesystems)
                 else:
                     reporter.note(f"{name}: no guest agent answered; copy is crash-consistent")
-            for name in names:
-                wanted = {d.target for d in servers[name].disks}
-                domains[name].begin_backup(backup_xml([
-                    (disk.target, partial / name / f"{disk.target}.qcow2" if disk.target in wanted else None)
-                    for disk in definitions[name].disks()]))
-                started.append(name)
+            with reporter.step("start backups (filesystems frozen)", total=len(names)) as step:
+                for name in names:
+                    wanted = {d.target for d in servers[name].disks}
+                    domains[name].begin_backup(backup_xml([
+                        (disk.target, partial / name / f"{disk.target}.qcow2" if disk.target in wanted else None)
+                        for disk in definitions[name].disks()]))
+                    started.append(name)
+                    step.advance()
+        journal.update(frozen=[])
         # thawed here: the copy's point in time is the start of the backup jobs
         for name in names:
             with reporter.step(f"backup {name}", total=100) as step:
@@ -158,25 +187,28 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
         raise
 
 
-def _copy_stopped(host, partial: PurePosixPath, name: str, xml: DomainXML, copy: ServerCopy,
-                  reporter: Reporter) -> None:
+def _copy_stopped(hypervisor: Hypervisor, host: Host, partial: PurePosixPath, name: str, xml: DomainXML,
+                  copy: ServerCopy, reporter: Reporter) -> None:
     sources = {disk.target: disk for disk in xml.disks()}
     for disk_copy in copy.disks:
         disk = sources[disk_copy.target]
-        if disk.kind not in ("file", "block") or not disk.source:
+        source = disk.source
+        if disk.kind == "volume" and disk.pool and disk.volume:
+            source = hypervisor.volume_path(disk.pool, disk.volume)
+        if disk.kind not in ("file", "block", "volume") or not source:
             raise SnapshotError(f"server {name}: disk {disk.target} is a {disk.kind} disk; a shut-off "
-                                "domain can only be copied from file or block disks",
+                                "domain can only be copied from file, block and volume disks",
                                 hint="start the domain so the backup API copies it")
         with reporter.step(f"copy {name} {disk.target}", total=None):
             command = ["qemu-img", "convert", "-O", "qcow2"]
             if disk.driver_type:
                 command += ["-f", disk.driver_type]
-            result = host.run([*command, disk.source, str(partial / disk_copy.image)], check=False)
+            result = host.run([*command, source, str(partial / disk_copy.image)], check=False)
         if not result.ok:
-            raise SnapshotError(f"server {name}: copying {disk.source} failed: {result.stderr.strip()}")
+            raise SnapshotError(f"server {name}: copying {source} failed: {result.stderr.strip()}")
 
 
-def _seal(partial: Path, host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:
+def _seal(partial: Path, host: Host, host_partial: PurePosixPath, snapshot: Snapshot) -> None:
     """Make the copies read-only and readable by QEMU, record sizes, write the manifest."""
     for server in snapshot.servers.values():
         for disk in server.disks:
@@ -192,4 +224,4 @@ def _seal(partial: Path, host, host_partial: PurePosixPath, snapshot: Snapshot) 
     for path in partial.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o444)
     partial.chmod(0o755)
-    (partial / "manifest.json").write_text(snapshot.to_json())
+    atomic_write(partial / "manifest.json", snapshot.to_json(), mode=0o444)

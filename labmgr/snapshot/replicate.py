@@ -14,13 +14,14 @@ from pathlib import PurePosixPath
 
 from filelock import FileLock
 
+from ..hostbase import Host
 from ..hosts import host_for
 from ..progress import SILENT, Reporter
 from ..storage import snapshot_dir
 from .store import Snapshot
 
 
-def has_copy(host, snapshot: Snapshot, root: PurePosixPath) -> bool:
+def has_copy(host: Host, snapshot: Snapshot, root: PurePosixPath) -> bool:
     """The images are on ``host`` already, under ``root`` (shared storage, or copied before)."""
     directory = snapshot_dir(root, snapshot.environment, snapshot.id)
     sizes = {d.image: d.size for s in snapshot.servers.values() for d in s.disks}
@@ -31,7 +32,7 @@ def has_copy(host, snapshot: Snapshot, root: PurePosixPath) -> bool:
     return True
 
 
-def ensure_copy(snapshot: Snapshot, uri: str, host, root: PurePosixPath, reporter: Reporter = SILENT) -> Snapshot:
+def ensure_copy(snapshot: Snapshot, uri: str, host: Host, root: PurePosixPath, reporter: Reporter = SILENT) -> Snapshot:
     """The snapshot, with a copy of its images on the host of ``uri`` (made if needed)."""
     if uri in snapshot.locations():
         return snapshot
@@ -47,7 +48,7 @@ def ensure_copy(snapshot: Snapshot, uri: str, host, root: PurePosixPath, reporte
     return snapshot
 
 
-def _copy(snapshot: Snapshot, host, target: PurePosixPath, reporter: Reporter) -> None:
+def _copy(snapshot: Snapshot, host: Host, target: PurePosixPath, reporter: Reporter) -> None:
     partial = target.with_name(f".partial-{snapshot.id}")
     files = snapshot.host_files()
     with host_for(snapshot.hypervisor) as source, \

@@ -13,13 +13,14 @@ listed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .. import paths
+from ..atomic import atomic_write
 from ..errors import LabmgrError, NotFoundError, SnapshotError
+from ..hostbase import Host
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Snapshot:
         """Local files (definitions) that are gone; ``missing_on`` checks the hypervisor's."""
         return [p for p in (self.file(s.xml) for s in self.servers.values()) if not p.is_file()]
 
-    def missing_on(self, host, uri: str) -> list[str]:
+    def missing_on(self, host: Host, uri: str) -> list[str]:
         return [str(self.host_file(r, uri)) for r in self.host_files() if not host.exists(self.host_file(r, uri))]
 
     def to_json(self) -> str:
@@ -86,9 +87,7 @@ class Snapshot:
 
     def save(self) -> None:
         """Rewrite the manifest atomically (a copy to another hypervisor was added)."""
-        tmp = self.path / "manifest.json.tmp"
-        tmp.write_text(self.to_json())
-        os.replace(tmp, self.path / "manifest.json")
+        atomic_write(self.path / "manifest.json", self.to_json(), mode=0o444)
 
     @classmethod
     def from_dir(cls, directory: Path) -> "Snapshot":

@@ -12,15 +12,14 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
+
+from ..strict import Strict
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
+DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
 MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 Accel = Literal["auto", "kvm", "tcg"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Network(Strict):
@@ -80,6 +79,24 @@ class DumpSource(Strict):
     ssh: SshAccess | None = None
     dump_command: str | None = None      # replaces the default dump command (runs on production)
     restore_command: str | None = None   # replaces the default restore command (runs in the lab guest)
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, value: str | None) -> str | None:
+        # it becomes an argument of pg_dump/mariadb-dump and a `quoted` name in the MariaDB restore SQL
+        if value is not None and not DATABASE.match(value):
+            raise ValueError(f"{value!r} is not a database name labmgr accepts: letters, digits, '_', '$' "
+                             "and '-' (not first), at most 64 characters")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or any(c in value for c in "\0\n\r\t")
+                                  or "/../" in f"{value}/"):
+            raise ValueError(f"{value!r} is not an absolute directory path (starting with '/', with no "
+                             "'..' and no control characters)")
+        return value
 
     @model_validator(mode="after")
     def _complete(self) -> "DumpSource":

@@ -8,7 +8,7 @@ functions the command line calls; tests pass a fake with the same methods.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +38,7 @@ class LabRow:
     last_probe_ok: bool | None = None
     running: int | None = None      # running domains; None: not asked (the record alone was read)
     domains: int = 0
+    shares: int = 0                 # open share links (labmgr share)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Backend(Protocol):
     def complete_hours(self, spec: Path, since: datetime, until: datetime) -> list[datetime]: ...
     def verdicts(self, lab: str) -> dict[datetime, bool]: ...
     def restore(self, lab: str, at: datetime, reporter: Reporter) -> str: ...
+    def flagged_hours(self, spec: Path) -> set[datetime]: ...
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter: Reporter) -> str: ...
     # probes
     def probe_run(self, lab: str) -> ProbeRun | None: ...
     def run_probes(self, lab: str, probes_file: Path, only: list[str] | None) -> ProbeRun: ...
@@ -77,6 +80,10 @@ class Backend(Protocol):
     def servers(self, lab: str) -> list[ServerInfo]: ...
     def console_command(self, lab: str, server: str) -> list[str]: ...
     def ssh_command(self, lab: str, server: str) -> list[str]: ...
+    # shares (labmgr share)
+    def shares(self, lab: str) -> list: ...
+    def end_share(self, lab: str, share: str) -> None: ...
+    def withdraw_link(self, lab: str, share: str, person: str) -> None: ...
     # evidence
     def signoffs(self, lab: str) -> list[Signoff]: ...
     def sign_off(self, lab: str, user: str, note: str) -> Signoff: ...
@@ -192,6 +199,26 @@ class CoreBackend:
         lab_restore(lab, format_point(at), reporter)
         return records.load(lab).point["at"]
 
+    def flagged_hours(self, spec: Path) -> set[datetime]:
+        """Hours holding a dump a YARA rule matched in (labmgr dumps scan)."""
+        from ..dumps.scans import ScanBook
+        from ..dumps.store import store_for
+        from ..spec import load_environment
+
+        with store_for(load_environment(spec)) as store:
+            newest, oldest = store.catalog.span()
+            if newest is None:
+                return set()
+            return ScanBook(store.catalog.db).flagged_hours(oldest, newest + timedelta(hours=1))
+
+    def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter: Reporter) -> str:
+        from ..lab.bisect import bisect_lab
+        from ..timeparse import format_point
+
+        result = bisect_lab(lab, probes_file, until=until and format_point(until + timedelta(minutes=59)),
+                            reporter=reporter)
+        return f"{result.message} ({result.restores} restores of at most {result.budget})"
+
     def probe_run(self, lab: str) -> ProbeRun | None:
         from ..lab import records
         from ..lab.evidence import evidence_for
@@ -235,6 +262,21 @@ class CoreBackend:
         hostname = load_environment(record.spec).server(server).hostname
         return [sys.executable, "-m", "labmgr", "ssh", lab, hostname]
 
+    def shares(self, lab: str) -> list:
+        from ..access.share.state import active_shares
+
+        return active_shares(lab)
+
+    def end_share(self, lab: str, share: str) -> None:
+        from ..access.share.state import end_share, find_share
+
+        end_share(find_share(lab, share))
+
+    def withdraw_link(self, lab: str, share: str, person: str) -> None:
+        from ..access.share.state import revoke_person
+
+        revoke_person(lab, share, person)
+
     def signoffs(self, lab: str) -> list[Signoff]:
         from ..lab.evidence import evidence_for
 
@@ -274,5 +316,8 @@ def _row(record, running: int | None, domains: int) -> LabRow:
         if runs:
             passed = sum(1 for r in runs[-1].results if r.passed)
             last, ok = f"{passed}/{len(runs[-1].results)} passed", runs[-1].exit_code == 0
+    from ..access.share.state import active_shares
+
+    shares = len(active_shares(record.name)) if record.state == "up" else 0
     return LabRow(record.name, record.state, record.environment, record.spec, record.hypervisor, record.snapshot,
-                  point, record.lease_until, last, ok, running, domains)
+                  point, record.lease_until, last, ok, running, domains, shares)

@@ -62,6 +62,12 @@ class VerdictsLoaded(Message):
         self.verdicts = verdicts
 
 
+class FlaggedLoaded(Message):
+    def __init__(self, hours: set[datetime]) -> None:
+        super().__init__()
+        self.hours = hours
+
+
 class ProbesLoaded(Message):
     def __init__(self, run: ProbeRun | None) -> None:
         super().__init__()

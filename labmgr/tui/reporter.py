@@ -3,7 +3,8 @@
 The core calls it from worker threads; ``post_message`` is thread-safe. Cancel
 is cooperative: the next step, advance or server stage raises ``Cancelled``,
 and the core's own error handling (revert to the previous point, remove a
-half-made lab) runs as for any other error.
+half-made lab) runs as for any other error; the core reports that handling
+through ``shielded()``, which a Cancel does not interrupt.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class TuiReporter:
         self.target = target
         self._cancel = threading.Event()
         self._keys = itertools.count()
+        self._shielded = False
+
+    def shielded(self) -> "TuiReporter":
+        """The same progress, for work a Cancel must not interrupt (a revert): it never raises."""
+        view = TuiReporter(self.target)
+        view._cancel, view._keys, view._shielded = self._cancel, self._keys, True
+        return view
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -56,7 +64,7 @@ class TuiReporter:
         return self._cancel.is_set()
 
     def check(self) -> None:
-        if self._cancel.is_set():
+        if self._cancel.is_set() and not self._shielded:
             raise Cancelled("cancelled by the user")
 
     @contextmanager

@@ -38,6 +38,9 @@ class Disk:
     source: str | None    # path for file/block disks
     driver_type: str | None
     readonly: bool
+    pool: str | None = None       # a volume disk's storage pool and volume
+    volume: str | None = None
+    network: str | None = None    # a network disk's protocol://host/name, for messages
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,24 @@ def guest_domain_xml(**context: object) -> str:
     return serialise(render("domain", **context))
 
 
+def firmware_domain_xml(**context: object) -> str:
+    """A firmware-booted guest from ``network_templates/firmware-domain.xml.j2`` (test production)."""
+    return serialise(render("firmware-domain", **context))
+
+
+def pool_xml(name: str, path: Path) -> str:
+    return serialise(render("pool", name=name, path=str(path)))
+
+
 def backup_xml(disks: list[tuple[str, Path | None]]) -> str:
     """Push-mode backup of each (target, destination); destination None = leave out."""
     return serialise(render("domainbackup", disks=[
         {"name": target, "target_file": str(dest) if dest else None} for target, dest in disks]))
+
+
+def backup_targets(domainbackup_xml: str) -> list[str]:
+    """The files a running backup job (libvirt's domainbackup XML) writes to."""
+    return [t.get("file") for t in parse(domainbackup_xml).iter("target") if t.get("file")]
 
 
 def cdrom_xml(path: Path, target: str, device: str = "cdrom") -> str:
@@ -161,6 +178,13 @@ class DomainXML:
             if source is not None:
                 path = source.get("file") or source.get("dev")
             driver = disk.find("driver")
+            pool = volume = network = None
+            if source is not None and disk.get("type") == "volume":
+                pool, volume = source.get("pool"), source.get("volume")
+            if source is not None and disk.get("type") == "network":
+                host = source.find("host")
+                server = host.get("name", "") if host is not None else ""
+                network = f"{source.get('protocol', '?')}://{server}/{source.get('name', '')}"
             out.append(Disk(
                 target=disk.find("target").get("dev"),
                 device=disk.get("device", "disk"),
@@ -168,6 +192,7 @@ class DomainXML:
                 source=path,
                 driver_type=driver.get("type") if driver is not None else None,
                 readonly=disk.find("readonly") is not None,
+                pool=pool, volume=volume, network=network,
             ))
         return out
 
@@ -191,6 +216,11 @@ class DomainXML:
         node = self.root.find(f"os/{tag}")
         return node.text.strip() if node is not None and node.text else None
 
+    def firmware(self) -> str | None:
+        """``efi`` or ``bios`` when libvirt chooses the firmware (``<os firmware=...>``)."""
+        node = self.root.find("os")
+        return node.get("firmware") if node is not None else None
+
     def tag(self) -> LabTag | None:
         return read_tag(self.root)
 
@@ -210,6 +240,13 @@ class DomainXML:
         for tag in ("uuid", "genid"):
             for node in self.root.findall(tag):
                 self.root.remove(node)
+
+    def set_uuid(self, uuid: str) -> None:
+        node = self.root.find("uuid")
+        if node is None:
+            node = etree.Element("uuid")
+            self.root.find("name").addnext(node)
+        node.text = uuid
 
     def set_tag(self, tag: LabTag) -> None:
         metadata = _metadata(self.root)
@@ -247,7 +284,15 @@ class DomainXML:
                 cpu.remove(topology)
 
     def set_os_file(self, tag: str, path: Path) -> None:
-        self.root.find(f"os/{tag}").text = str(path)
+        """Point <os><tag> at ``path``; an NVRAM is made explicit when firmware autoselection left it out."""
+        os_node = self.root.find("os")
+        node = os_node.find(tag)
+        if node is None:
+            node = etree.Element(tag)
+            anchor = os_node.find("loader") if tag == "nvram" else None
+            (anchor if anchor is not None else os_node.find("type")).addnext(node)
+        node.attrib.pop("template", None)      # a host file the lab never reads: its NVRAM is a copy
+        node.text = str(path)
 
     def set_disk_file(self, target: str, path: Path, driver_type: str = "qcow2") -> None:
         """Point disk ``target`` at a local image file, whatever its source was."""
@@ -262,6 +307,16 @@ class DomainXML:
             disk.insert(0, driver)
         driver.set("type", driver_type)
         driver.addnext(etree.Element("source", file=str(path)))
+
+    def drop_disk_flags(self, target: str, *flags: str) -> list[str]:
+        """Remove flag elements such as <shareable/> or <transient/> from disk ``target``."""
+        disk = self._disk(target)
+        dropped = []
+        for flag in flags:
+            for node in disk.findall(flag):
+                disk.remove(node)
+                dropped.append(flag)
+        return dropped
 
     def eject(self, target: str) -> None:
         """Leave a CD-ROM or floppy drive empty."""

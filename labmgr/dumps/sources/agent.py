@@ -3,7 +3,9 @@
 ``guest-exec`` can capture a command's output, but only up to 16 MiB, silently
 truncated, handed back base64 in one reply: useless for a dump. So the dump
 command runs in the guest with its stdout and stderr redirected to files in a
-fresh temporary directory (``/var/tmp/labmgr-dump-XXXXXXXX``); once it has exited
+fresh temporary directory (``/var/tmp/labmgr-dump-<owner id>-<random>``, mode 0700,
+journalled before it is made so that a killed collection's is removed by the next
+labmgr command); once it has exited
 0, the dump file is read with ``guest-file-open``/``guest-file-read`` in pieces
 of ``READ`` bytes, closed, and the directory removed. Production therefore needs
 room in /var/tmp for one dump. A read that fails is retried after seeking back
@@ -18,11 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_incrementing
+
+from ... import paths
 from ...errors import AgentError, LabmgrError
+from ...journal import intent
 from ...hypervisor import GuestAgent, connect
 from . import CHUNK, DumpError, StderrTail, one_line, what
 from .commands import short
@@ -81,13 +88,16 @@ class _Dump:
                              hint="allow them in the guest's qemu-ga configuration (--allow-rpcs / "
                                   "--block-rpcs, on RHEL-like systems /etc/sysconfig/qemu-ga), or collect via ssh")
 
-    def make_directory(self, timeout: float) -> None:
+    def make_directory(self, timeout: float, journal) -> None:
         stale = max(1440, int(2 * timeout / 60))          # minutes: surely no collection still running
         self.run(["sh", "-c", f"find /var/tmp -maxdepth 1 -name 'labmgr-dump-*' -mmin +{stale} "
                               "-exec rm -rf {} + 2>/dev/null; true"])
-        self.directory = self.run(["mktemp", "-d", TEMP_PREFIX + "XXXXXXXX"]).strip()
-        if not self.directory.startswith(TEMP_PREFIX):
-            raise self.error(f"mktemp in the guest gave an unexpected path {self.directory!r}")
+        # named here and journalled before it exists: a collection killed now leaves the next
+        # labmgr command its exact name to remove (labmgr.recovery)
+        directory = f"{TEMP_PREFIX}{paths.owner_id()}-{secrets.token_hex(6)}"
+        journal.update(directory=directory)
+        self.run(["mkdir", "-m", "700", "--", directory])
+        self.directory = directory
 
     def execute(self, timeout: float) -> int:
         """Run the dump into the temp directory; wait for it; return its size in bytes."""
@@ -155,24 +165,26 @@ class _Dump:
                 pass
 
     def _read(self, handle: int, offset: int) -> tuple[bytes, bool]:
-        """One guest-file-read at ``offset``; on failure seek back there and try again."""
-        problem = ""
-        for attempt in range(READ_RETRIES):
-            try:
-                if attempt:
-                    time.sleep(attempt)
-                    self.agent.command("guest-file-seek", timeout=CALL_TIMEOUT, handle=handle,
-                                       offset=offset, whence="set")
-                reply = self.agent.command("guest-file-read", timeout=CALL_TIMEOUT, handle=handle, count=READ)
-                data = base64.b64decode(reply.get("buf-b64", ""), validate=True)
-                if len(data) != reply.get("count", -1):
-                    raise ValueError(f"{len(data)} bytes for a count of {reply.get('count')}")
-                return data, bool(reply.get("eof"))
-            except AgentError as exc:
-                problem = exc.message
-            except (binascii.Error, ValueError, AttributeError) as exc:
-                problem = f"bad reply: {exc}"
-        raise self.error(f"reading the dump at byte {offset} failed {READ_RETRIES} times: {one_line(problem)}")
+        """One guest-file-read at ``offset``; on failure seek back there and try again (1 s, then 2 s later)."""
+        attempts = Retrying(retry=retry_if_exception_type((AgentError, binascii.Error, ValueError, AttributeError)),
+                            stop=stop_after_attempt(READ_RETRIES), wait=wait_incrementing(start=1, increment=1))
+
+        def read() -> tuple[bytes, bool]:
+            if attempts.statistics["attempt_number"] > 1:
+                self.agent.command("guest-file-seek", timeout=CALL_TIMEOUT, handle=handle, offset=offset, whence="set")
+            reply = self.agent.command("guest-file-read", timeout=CALL_TIMEOUT, handle=handle, count=READ)
+            data = base64.b64decode(reply.get("buf-b64", ""), validate=True)
+            if len(data) != reply.get("count", -1):
+                raise ValueError(f"{len(data)} bytes for a count of {reply.get('count')}")
+            return data, bool(reply.get("eof"))
+
+        try:
+            return attempts(read)
+        except RetryError as failed:
+            exc = failed.last_attempt.exception()
+            problem = exc.message if isinstance(exc, AgentError) else f"bad reply: {exc}"
+            raise self.error(f"reading the dump at byte {offset} failed {READ_RETRIES} times: "
+                             f"{one_line(problem)}") from None
 
     def cleanup(self) -> None:
         if self.directory and self.directory.startswith(TEMP_PREFIX):
@@ -205,15 +217,16 @@ def open_stream(env: "Environment", server: "Server", source: "DumpSource", argv
                             f"{env.hypervisor} is not running")
         dump = _Dump(server, source, argv, domain.agent(timeout=CALL_TIMEOUT))
         dump.check_agent()
-        try:
-            dump.make_directory(timeout)
-            size = dump.execute(timeout)
-            stream = dump.chunks(size)
+        with intent("guest-directory", uri=env.hypervisor, domain=server.domain, directory="") as journal:
             try:
-                yield stream
+                dump.make_directory(timeout, journal)
+                size = dump.execute(timeout)
+                stream = dump.chunks(size)
+                try:
+                    yield stream
+                finally:
+                    stream.close()          # a consumer that stopped early: close the guest's file handle
             finally:
-                stream.close()          # a consumer that stopped early: close the guest's file handle
-        finally:
-            dump.cleanup()
+                dump.cleanup()
     finally:
         hypervisor.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import paramiko
 
+from ...remote.trust import UnknownHostKey, trust
 from . import CHUNK, DumpError, StderrTail, one_line, what
 from .commands import command_line, short
 
@@ -29,19 +30,6 @@ WINDOW = 8 << 20          # bytes in flight per channel (paramiko's default is 2
 PACKET = 32 << 10         # SSH's standard maximum packet; OpenSSH sends no larger ones
 POLL = 0.25               # seconds between stderr drains and deadline checks
 KEEPALIVE = 30
-
-
-class _UnknownHostKey(paramiko.SSHException):
-    def __init__(self, key: paramiko.PKey) -> None:
-        super().__init__("unknown host key")
-        self.key = key
-
-
-class _RejectUnknown(paramiko.MissingHostKeyPolicy):
-    """paramiko's RejectPolicy, keeping the key so the error can show its fingerprint."""
-
-    def missing_host_key(self, client, hostname, key):  # noqa: ANN001 - paramiko's signature
-        raise _UnknownHostKey(key)
 
 
 def known_hosts_path(access: "SshAccess") -> Path:
@@ -82,17 +70,16 @@ def connect(server: "Server", source: "DumpSource", *, connect_timeout: float = 
 
     client = paramiko.SSHClient()
     try:
-        client.get_host_keys().load(str(known))
+        trust(client, [known])       # the hypervisor's policy: these keys only, unknown ones refused
     except (OSError, paramiko.SSHException, ValueError) as exc:
         client.close()
         raise DumpError(f"{name}: cannot read known_hosts file {known}: {one_line(str(exc))}") from None
-    client.set_missing_host_key_policy(_RejectUnknown())
     try:
         client.connect(access.host, port=access.port, username=access.user, pkey=pkey,
                        look_for_keys=False, allow_agent=False, timeout=connect_timeout,
                        banner_timeout=connect_timeout, auth_timeout=connect_timeout,
                        channel_timeout=connect_timeout)
-    except _UnknownHostKey as exc:
+    except UnknownHostKey as exc:
         client.close()
         raise DumpError(f"{name}: host key of {address} ({exc.key.get_name()} "
                         f"{exc.key.fingerprint}) is not in {known}; refusing to connect",

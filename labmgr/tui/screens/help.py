@@ -26,6 +26,7 @@ HELP = """\
 | | `Enter`, double click | restore the lab to that hour (then run the probes) | `labmgr lab restore --at` |
 | | `g` | go to a date | |
 | | `a` | only hours with every server's dumps | |
+| | `b` | bisect up to that hour: last good, first bad | `labmgr bisect --to` |
 | Restore | `c` | cancel: the lab goes back to where it was | Ctrl+C |
 | Probes | `r` / `o` | run all / the selected one again | `labmgr probe [--only]` |
 | | `Enter` | the probe's whole output | |
@@ -34,8 +35,9 @@ HELP = """\
 | | `x` | export the report | `labmgr report` |
 
 Timeline cells: `●` verified, `○` not verified yet, `◆`/`◇` encrypted (verified / not yet),
-`✗` bad, `·` no dump, `…` loading. `▶` marks the lab's point in time; PASS/FAIL is the
-probe verdict of an hour already restored.
+`✗` bad, `·` no dump, `…` loading. `▶` marks the lab's point in time, `!` an hour with a
+dump a YARA rule matched in (`labmgr dumps scan`); PASS/FAIL is the probe verdict of an
+hour already restored.
 """
 
 

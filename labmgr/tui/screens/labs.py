@@ -1,5 +1,5 @@
-"""Labs: every lab with its state, environment, point in time, lease and last probe result;
-create, tear down, extend the lease."""
+"""Labs: every lab with its state, environment, point in time, lease, last probe result and open
+shares; create, tear down, extend the lease, see and end shares."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from ..messages import Failed, LabsLoaded, Loaded
 from .base import MainScreen
 from .dialogs import AskScreen, ConfirmScreen, NewLabScreen
 from .progress import ProgressScreen
+from .shares import SharesScreen
 
-COLUMNS = ("lab", "state", "environment", "point in time", "lease left", "last probe", "running")
+COLUMNS = ("lab", "state", "environment", "point in time", "lease left", "last probe", "running", "shares")
 
 
 class LabsScreen(MainScreen):
@@ -27,6 +28,7 @@ class LabsScreen(MainScreen):
         Binding("n", "new", "New lab"),
         Binding("d", "down", "Tear down"),
         Binding("e", "extend", "Extend lease"),
+        Binding("s", "shares", "Shares"),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -65,7 +67,9 @@ class LabsScreen(MainScreen):
                          "bold red" if lab.last_probe_ok is False else "")
             state = Text(lab.state, style="green" if lab.state == "up" else "yellow")
             table.add_row(lab.name, state, lab.environment, lab.point or "clean clone",
-                          lease_left(lab.lease_until, now), probe, f"{lab.running}/{lab.domains}" if lab.running is not None else "?", key=lab.name)
+                          lease_left(lab.lease_until, now), probe,
+                          f"{lab.running}/{lab.domains}" if lab.running is not None else "?",
+                          Text(str(lab.shares), style="bold") if lab.shares else "—", key=lab.name)
         if self.rows:
             table.move_cursor(row=min(keep, len(self.rows) - 1))
         if self.app.lab:                        # keep the chosen lab's facts fresh
@@ -118,6 +122,11 @@ class LabsScreen(MainScreen):
                                      self._after)
         self.app.push_screen(ConfirmScreen(f"Tear down lab {lab.name}? Its VMs, networks and overlays are removed."),
                              confirmed)
+
+    def action_shares(self) -> None:
+        lab = self.selected()
+        if lab is not None:
+            self.app.push_screen(SharesScreen(lab.name), self._after)
 
     def action_extend(self) -> None:
         lab = self.selected()

@@ -37,6 +37,14 @@ class SignoffScreen(MainScreen):
         table.add_columns(*COLUMNS)
         yield table
 
+    def on_mount(self) -> None:
+        # live: people sign off from their share links while the screen is open
+        self.set_interval(self.app.refresh_seconds, self.refresh_live)
+
+    def refresh_live(self) -> None:
+        if self.lab is not None and self.app.screen is self:
+            self.load()
+
     def reload(self) -> None:
         if not self.have_lab():
             return
@@ -75,8 +83,11 @@ class SignoffScreen(MainScreen):
         if message.what == "signoffs":
             table = self.query_one("#signoffs", DataTable)
             table.clear()
+            keep = table.cursor_row
             for s in message.value:
-                table.add_row(s.at, s.point or "clean clone", s.user, Text(s.note))
+                table.add_row(s.at, s.point or "clean clone", s.user, _checked(s))
+            if message.value:
+                table.move_cursor(row=min(keep, len(message.value) - 1))
             self.say(f"{len(message.value)} sign-offs on lab {self.lab.name}; s signs off, x exports the report")
         elif message.what == "signed":
             self.query_one("#note", Input).value = ""
@@ -106,3 +117,12 @@ class SignoffScreen(MainScreen):
             if answer:
                 self.export(*answer)
         self.app.push_screen(ExportScreen(self.lab.name), export)
+
+
+def _checked(signoff) -> Text:
+    """The note, after the verdict given on a share link's sign-off page."""
+    if signoff.verdict == "right":
+        return Text.assemble(("✓ data right ", "green"), signoff.note)
+    if signoff.verdict == "wrong":
+        return Text.assemble(("✗ something is wrong ", "bold red"), signoff.note)
+    return Text(signoff.note)

@@ -18,7 +18,8 @@ from textual.widgets import Static
 from ...probes.report import exit_code
 from ...timeparse import parse_point
 from ..backend import ProbeRun, hour_of
-from ..messages import CompleteHoursLoaded, Failed, LabLoaded, PageLoaded, ShapeLoaded, VerdictsLoaded
+from ..messages import (CompleteHoursLoaded, Failed, FlaggedLoaded, LabLoaded, PageLoaded, ShapeLoaded,
+                        VerdictsLoaded)
 from ..widgets.timeline_grid import HOUR, LEGEND, TimelineGrid, describe
 from .base import MainScreen
 from .dialogs import AskScreen
@@ -31,6 +32,7 @@ class TimelineScreen(MainScreen):
         Binding("g", "go_to", "Go to date"),
         Binding("a", "all_present", "All servers present"),
         Binding("r", "reload", "Refresh"),
+        Binding("b", "bisect", "Bisect", show=False),
     ]
 
     def __init__(self) -> None:
@@ -60,6 +62,7 @@ class TimelineScreen(MainScreen):
         if spec != self.spec:                  # another environment: a new grid
             self.spec, self.complete = spec, None
             self.load_shape(spec)
+            self.load_flagged(spec)
         self.load_verdicts()
 
     # workers --------------------------------------------------------------------
@@ -83,6 +86,13 @@ class TimelineScreen(MainScreen):
             self.post_message(CompleteHoursLoaded(self.app.backend.complete_hours(spec, since, until)))
         except Exception as exc:
             self.post_message(Failed("finding the hours with every dump", exc))
+
+    @work(thread=True, exclusive=True, group="flagged")
+    def load_flagged(self, spec: Path) -> None:
+        try:
+            self.post_message(FlaggedLoaded(self.app.backend.flagged_hours(spec)))
+        except Exception as exc:
+            self.post_message(Failed("reading the scan results", exc))
 
     @work(thread=True, exclusive=True, group="verdicts")
     def load_verdicts(self) -> None:
@@ -121,6 +131,14 @@ class TimelineScreen(MainScreen):
             self.grid.set_filter(self.complete)
             self.say(f"{len(self.complete)} hours have every server's dumps")
 
+    @on(FlaggedLoaded)
+    def flagged_loaded(self, message: FlaggedLoaded) -> None:
+        self.grid.set_flagged(message.hours)
+        legend = "  ".join(f"{g} {what}" for g, what in LEGEND) + "  ▶ lab's point"
+        if message.hours:          # only then: the legend of a store never scanned stays as it was
+            legend += "  ! rules matched (dumps scan)"
+        self.query_one("#legend", Static).update(Text(legend))
+
     @on(VerdictsLoaded)
     def verdicts_loaded(self, message: VerdictsLoaded) -> None:
         lab = self.app.lab
@@ -138,6 +156,8 @@ class TimelineScreen(MainScreen):
             return
         verdict = self.grid.verdicts.get(message.hour)
         probes = "" if verdict is None else f" · probes {'PASS' if verdict else 'FAIL'}"
+        if message.hour in self.grid.flagged:
+            probes += " · YARA rules matched in its dumps"
         where = f"{message.column[0]}/{message.column[1]}: {describe(message.cell)}" if message.column else ""
         self.query_one("#detail", Static).update(
             Text(f"{message.hour:%Y-%m-%d %H:%M} UTC · {where}{probes}"))
@@ -194,6 +214,26 @@ class TimelineScreen(MainScreen):
 
         self.app.push_screen(ProgressScreen(f"restore lab {lab.name} to {at:%Y-%m-%d %H:%M} UTC", operation),
                              self.restored)
+
+    def action_bisect(self) -> None:
+        """Bisect from the oldest hour up to the one under the cursor (the bad end)."""
+        lab, probes, until = self.app.lab, self.app.probes, self.grid.hour_at(self.grid.cursor_row)
+        if lab is None or probes is None:
+            self.say("bisect needs a lab (Labs: 1, Enter) and a probe file (labmgr tui --probes FILE)")
+            return
+        backend = self.app.backend
+
+        def operation(reporter) -> str:
+            return backend.bisect(lab.name, probes, until, reporter)
+
+        title = f"bisect lab {lab.name} up to {until:%Y-%m-%d %H:%M} UTC" if until else f"bisect lab {lab.name}"
+        self.app.push_screen(ProgressScreen(title, operation), self.bisected)
+
+    def bisected(self, message) -> None:
+        self.refresh_lab()
+        if message:
+            self.say(message)
+            self.notify(message)
 
     def restored(self, result) -> None:
         self.refresh_lab()

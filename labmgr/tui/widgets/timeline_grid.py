@@ -116,6 +116,7 @@ class TimelineGrid(ScrollView, can_focus=True):
         self.filtered: list[datetime] | None = None    # newest first, when showing complete hours only
         self.verdicts: dict[datetime, bool] = {}
         self.current: datetime | None = None            # the hour the lab is at
+        self.flagged: set[datetime] = set()             # hours with a dump a YARA rule matched in
         self.widths: list[int] = []
         self.offsets: list[int] = []
         self._styles: dict[tuple[str, str], Style] = {}
@@ -148,6 +149,10 @@ class TimelineGrid(ScrollView, can_focus=True):
         self.verdicts, self.current = verdicts, current
         self.refresh()
         self._moved()
+
+    def set_flagged(self, hours: set[datetime]) -> None:
+        self.flagged = set(hours)
+        self.refresh()
 
     @property
     def row_count(self) -> int:
@@ -247,12 +252,14 @@ class TimelineGrid(ScrollView, can_focus=True):
         on_row = row == self.cursor_row
         cursor = self._style("grid--cursor")
         time_style = cursor if on_row and self.has_focus else self._style("grid--time")
-        mark = "▶ " if hour == self.current else "  "
+        mark = "▶" if hour == self.current else " "
+        flag = "!" if hour in self.flagged else " "
         verdict = self.verdicts.get(hour)
         verdict_text, verdict_style = ("", self._style("grid--time")) if verdict is None else \
             ("PASS", self._style("grid--pass")) if verdict else ("FAIL", self._style("grid--fail"))
         fixed = Strip([Segment(f"{hour:%Y-%m-%d %H:%M}".ljust(TIME_W), time_style),
                        Segment(mark, self._style("grid--current")),
+                       Segment(flag, self._style("grid--fail" if flag != " " else "grid--current")),
                        Segment(verdict_text.ljust(VERDICT_W), verdict_style)])
         number = self.page_of(hour)
         page = self.pages.get(number)

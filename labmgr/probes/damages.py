@@ -1,0 +1,133 @@
+"""What ``labmgr probe --mutate`` does to a lab: the damages each probe kind should catch.
+
+``TABLE`` is the one list (docs/probes.md shows the same): for each probe kind,
+the damages made in the lab's guest, as shell run by the guest agent. A damage
+is built from the probe's own settings (its table, column, file paths, port),
+so it hits what the probe looks at. Kinds with nothing to break safely
+(``isolation``: a lab is never connected to production to test it) have none.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from .checks import sql_argv
+
+# kind -> [(damage id, what it does, for the report)]
+TABLE: dict[str, list[tuple[str, str]]] = {
+    "sequence_gaps": [("delete-middle-row", "a row from the middle of {table} is deleted"),
+                      ("drop-table", "table {table} is dropped")],
+    "freshness": [("age-newest", "the newest {column} values of {table} move back past {within}"),
+                  ("drop-table", "table {table} is dropped")],
+    "sql": [("delete-third", "a third of the rows of {table} are deleted"),
+            ("drop-table", "table {table} is dropped")],
+    "compare_previous": [("delete-third", "a third of the rows of {table} are deleted"),
+                         ("drop-table", "table {table} is dropped")],
+    "http": [("stop-server", "the web server on {target} port {port} is stopped")],
+    "tcp": [("stop-server", "the service on {target} port {port} is stopped")],
+    "command": [("empty-files", "{paths} emptied"),
+                ("change-files", "{paths} changed")],
+    "checksum": [("empty-files", "{paths} emptied"),
+                 ("change-files", "{paths} changed")],
+    "isolation": [],
+}
+CHANGE_LINE = "labmgr mutation test: changed"
+_FROM = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_.]*)", re.IGNORECASE)
+_PATH = re.compile(r"(?<![\w$])(/[A-Za-z0-9_.*?/-]+)")
+
+
+@dataclass(frozen=True)
+class Damage:
+    key: str            # identical damages of several probes are applied once
+    server: str         # the spec server whose lab guest is damaged
+    description: str
+    argv: tuple[str, ...]
+
+
+def damages_for(probe, env) -> list[Damage]:
+    """The damages that ``probe``'s kind should catch, built for this probe; [] when none apply."""
+    made = []
+    for damage_id, text in TABLE.get(probe.kind, []):
+        built = _build(damage_id, probe, env)
+        if built is None:
+            continue
+        server, argv, fields = built
+        description = text.format(**fields)
+        made.append(Damage(f"{server}:{damage_id}:{description}", server, description, tuple(argv)))
+    return made
+
+
+def _build(damage_id: str, probe, env):
+    if damage_id in ("delete-middle-row", "delete-third", "drop-table", "age-newest"):
+        table = _table(probe)
+        if table is None:
+            return None
+        fields = {"table": table, "column": getattr(probe, "column", ""), "within": getattr(probe, "within", "")}
+        return probe.server, _sql_damage(damage_id, probe, table), fields
+    if damage_id == "stop-server":
+        from .model import resolve_target
+
+        server, _ = resolve_target(env, probe.target)
+        return server.name, ["sh", "-c", _STOP.format(port=int(probe.port))], \
+            {"target": probe.target, "port": probe.port}
+    paths = _paths(probe)
+    if not paths:
+        return None
+    shown = ", ".join(paths) if len(paths) > 1 else f"the file {paths[0]}"
+    action = ': > "$f"' if damage_id == "empty-files" else f'echo {shlex.quote(CHANGE_LINE)} >> "$f"'
+    script = f'n=0; for f in {" ".join(paths)}; do [ -f "$f" ] && {action} && n=$((n+1)); done; [ "$n" -gt 0 ]'
+    return probe.server, ["sh", "-c", script], {"paths": shown}
+
+
+def _table(probe) -> str | None:
+    if hasattr(probe, "table"):
+        return probe.table
+    found = _FROM.search(getattr(probe, "query", ""))
+    return found.group(1) if found else None
+
+
+def _sql_damage(damage_id: str, probe, table: str) -> list[str]:
+    postgres = probe.engine == "postgres"
+    if damage_id == "drop-table":
+        query = f"DROP TABLE {table}" + (" CASCADE" if postgres else "")
+    elif damage_id == "delete-middle-row":
+        column = probe.column
+        inner = f"SELECT {column} FROM {table} ORDER BY {column} LIMIT 1 OFFSET (SELECT count(*) / 2 FROM {table})"
+        query = f"DELETE FROM {table} WHERE {column} = ({inner})" if postgres else \
+            _mariadb_offset(table, f"DELETE FROM {table} WHERE {column} = (SELECT c FROM (SELECT {column} AS c "
+                                   f"FROM {table} ORDER BY {column} LIMIT 1 OFFSET @N) x)")
+    elif damage_id == "delete-third":
+        query = (f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM (SELECT ctid, row_number() OVER () AS n "
+                 f"FROM {table}) x WHERE n % 3 = 0)") if postgres else \
+            f"DELETE FROM {table} WHERE RAND() < 0.34"
+    else:   # age-newest: every value moves back, so the newest is older than `within` (plus an hour)
+        seconds = int(probe.within.total_seconds()) + 3600
+        query = (f"UPDATE {table} SET {probe.column} = {probe.column} - interval '{seconds} seconds'" if postgres
+                 else f"UPDATE {table} SET {probe.column} = {probe.column} - INTERVAL {seconds} SECOND")
+    return sql_argv(probe.engine, probe.database, query)
+
+
+def _mariadb_offset(table: str, statement: str) -> str:
+    """MariaDB takes no expression in OFFSET: count first, then a prepared statement."""
+    return (f"SELECT count(*) DIV 2 INTO @n FROM {table}; SET @q = REPLACE({_quote(statement)}, '@N', @n); "
+            "PREPARE s FROM @q; EXECUTE s")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _paths(probe) -> list[str]:
+    if probe.kind == "checksum":
+        return sorted(probe.manifest)
+    command = probe.command if isinstance(probe.command, str) else " ".join(probe.command)
+    return sorted({p for p in _PATH.findall(command) if not p.startswith(("/dev/", "/proc/", "/sys/"))})
+
+
+# the service listening on the port, stopped through its systemd unit (a kill alone is restarted)
+_STOP = ("pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); "
+         "[ -n \"$pid\" ] || exit 1; "
+         "unit=$(sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); "
+         "if [ -n \"$unit\" ]; then systemctl stop \"$unit\"; else kill \"$pid\"; fi")
