@@ -205,6 +205,15 @@ def test_staged_plaintext_and_media_are_not_readable_by_others(state, tmp_path) 
     iso = build_iso(staging / "db.iso", "LABMGR_T", [MediaFile("inv.dump", plain, "x", "postgres", "db/inv", "t")])
     mode = {p: stat.S_IMODE(p.stat().st_mode) for p in (staging, staging / "plain", plain, iso)}
     assert mode == {staging: 0o711, staging / "plain": 0o700, plain: 0o600, iso: 0o600}
+    # inside the medium the dump is readable by every guest user: pg_restore runs as postgres
+    import pycdlib
+    medium = pycdlib.PyCdlib()
+    medium.open(str(iso))
+    try:
+        record_in_iso = medium.get_record(rr_path="/inv.dump")
+        assert stat.S_IMODE(record_in_iso.rock_ridge.get_file_mode()) == 0o444
+    finally:
+        medium.close()
 
 
 def test_directories_qemu_can_already_enter_are_not_opened_to_everyone(tmp_path, monkeypatch) -> None:

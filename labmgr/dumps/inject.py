@@ -121,3 +121,5 @@ def _copy_through_agent(agent: GuestAgent, restores: list[Restore], server: str,
     for restore in restores:
         with restore.media.source.open("rb") as source:
             agent.write_file(f"{MOUNT}/{restore.media.name}", source)
+    # the agent creates files root-only; the restore may run as another user, as it does from the ISO
+    agent.run(["chmod", "-R", "a+rX", MOUNT])

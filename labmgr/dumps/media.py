@@ -17,6 +17,7 @@ from pathlib import Path
 import pycdlib
 
 MANIFEST = "MANIFEST.json"
+READ_ONLY_FOR_ALL = 0o100444      # a regular file, r--r--r--
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,10 @@ def build_iso(path: Path, label: str, files: list[MediaFile]) -> Path:
         iso.add_fp(io.BytesIO(manifest), len(manifest), "/MANIFEST.;1", rr_name=MANIFEST)
         for index, item in enumerate(files):
             handle = stack.enter_context(item.source.open("rb"))
-            iso.add_fp(handle, item.source.stat().st_size, f"/D{index}.;1", rr_name=item.name)
+            # readable by every user in the guest (pg_restore runs as postgres), whatever the
+            # staged plaintext's own mode: pycdlib would copy that one
+            iso.add_fp(handle, item.source.stat().st_size, f"/D{index}.;1", rr_name=item.name,
+                       file_mode=READ_ONLY_FOR_ALL)
         path.touch(mode=0o600)
         path.chmod(0o600)
         iso.write(str(path))
