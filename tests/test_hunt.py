@@ -112,6 +112,13 @@ def guest_hour(agent) -> int:
     return int((datetime.fromisoformat(newest) - T0).total_seconds() // 3600)
 
 
+def report_of_the_lab(tmp_path) -> str:
+    """The lab's DR report as Markdown: what each step below left in the history."""
+    result = labmgr("report", LAB, "--format", "md", "-o", str(tmp_path / "report.md"))
+    assert result.returncode == 0, result.stderr
+    return (tmp_path / "report.md").read_text()
+
+
 def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
     env, spec, directory = day
     result = labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"), "--json")
@@ -137,7 +144,7 @@ def test_last_clean_restores_the_hour_before_the_marker(day, lab) -> None:
     assert "(asked: last-clean)" in result.stdout
 
 
-def test_bisection_finds_the_first_bad_hour_within_its_budget(day, lab, hypervisor) -> None:
+def test_bisection_finds_the_first_bad_hour_within_its_budget(day, lab, hypervisor, tmp_path) -> None:
     env, spec, directory = day
     record, agent = lab
     result = labmgr("bisect", LAB, "--probes", str(directory / "probes.yaml"), "--probe", "invoice-numbers",
@@ -154,12 +161,17 @@ def test_bisection_finds_the_first_bad_hour_within_its_budget(day, lab, hypervis
     assert guest_hour(agent) == BAD - 1                  # the lab is left at the last good hour
     assert psql(agent, "SELECT count(*) FROM invoices WHERE no = 15") == "1"
     assert hour_of(records.load(LAB).point["at"]) == BAD - 1
+    report = report_of_the_lab(tmp_path)
+    assert "## Bisections" in report and "**found**" in report
+    assert f"first bad hour {format_point(T0 + timedelta(hours=BAD))}" in report
 
 
-def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hypervisor) -> None:
-    """After the bisection the lab is at hour BAD - 1, where every probe below passes."""
+def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hypervisor, tmp_path) -> None:
+    """At hour BAD - 1 every probe below passes: the damages are all the mutation's."""
     env, spec, directory = day
     record, agent = lab
+    restored = labmgr("lab", "restore", LAB, "--at", format_point(T0 + timedelta(hours=BAD - 1, minutes=30)))
+    assert restored.returncode == 0, restored.stderr
     result = labmgr("probe", LAB, "--probes", str(directory / "probes.yaml"), "--mutate", "--only",
                     "invoice-numbers", "--only", "sessions",
                     "--json", str(directory / "mutate.json"), timeout=900)
@@ -181,9 +193,11 @@ def test_mutate_scores_the_probes_and_returns_the_lab_to_its_point(day, lab, hyp
                                 "--name"], capture_output=True, text=True, check=True).stdout.split()
     assert "labmgr-previous" not in snapshots
     assert "mutating" not in records.load(LAB).point
+    report = report_of_the_lab(tmp_path)
+    assert "**3 of 4** damages caught" in report and "**missed**" in report
 
 
-def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
+def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab, tmp_path) -> None:
     env, spec, directory = day
     record, agent = lab
     result = labmgr("bisect", LAB, "--probes", str(directory / "probes.yaml"), "--probe", "sessions-even",
@@ -191,13 +205,4 @@ def test_a_day_that_is_not_monotone_is_reported_as_such(day, lab) -> None:
     assert result.returncode == 1, result.stderr
     assert "contradict" in result.stdout and "sweep" in result.stdout
     assert guest_hour(agent) == HOURS[-1]      # left at the (good) last hour, not at a bad one
-
-
-def test_the_report_holds_the_bisections_and_the_mutation_score(day, lab, tmp_path) -> None:
-    """Runs last: reads what the tests above left in the history (no VM work)."""
-    result = labmgr("report", LAB, "--format", "md", "-o", str(tmp_path / "report.md"))
-    assert result.returncode == 0, result.stderr
-    report = (tmp_path / "report.md").read_text()
-    assert "## Bisections" in report and "**found**" in report and "**non-monotone**" in report
-    assert f"first bad hour {format_point(T0 + timedelta(hours=BAD))}" in report
-    assert "**3 of 4** damages caught" in report and "**missed**" in report
+    assert "**non-monotone**" in report_of_the_lab(tmp_path)
