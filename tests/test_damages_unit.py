@@ -40,7 +40,7 @@ def test_every_kind_has_its_row_and_damages_name_what_the_probe_reads() -> None:
 
 def test_services_and_files_are_found_on_the_right_server() -> None:
     page = HttpProbe(name="p", kind="http", server="db", target="app01.shop.test", port=8080)
-    (stop,) = damages_for(page, env())
+    (stop,) = damages_for(page, env())          # no body to match: no version to change
     assert stop.server == "app" and "sport = :8080" in stop.argv[-1]
     sessions = CommandProbe(name="s", kind="command", server="app",
                             command="grep -l 'user|s:' /var/lib/php/sessions/sess_* 2>/dev/null | wc -l")
@@ -48,6 +48,20 @@ def test_services_and_files_are_found_on_the_right_server() -> None:
         "the file /var/lib/php/sessions/sess_* emptied", "the file /var/lib/php/sessions/sess_* changed"]
     assert damages_for(CommandProbe(name="n", kind="command", server="app", command="true"), env()) == []
     assert damages_for(IsolationProbe(name="i", kind="isolation", server="app"), env()) == []
+
+
+def test_the_version_a_page_must_show_is_changed_where_the_application_keeps_it() -> None:
+    footer = HttpProbe(name="v", kind="http", server="db", target="app01.shop.test",
+                       body_matches=r"(?s)Invoices: [1-9][0-9]*, newest no\. [0-9]+.*Invoicing v1\.4\.2 on app01")
+    stop, change = damages_for(footer, env())
+    assert change.server == "app" and change.description == "the version 1.4.2 the page of app01.shop.test shows is changed"
+    script = change.argv[-1]
+    assert "grep -rIlF -e 1.4.2 /var/www" in script and 's/1\\.4\\.2/1.4.2-labmgr-mutation/g' in script
+    assert "sport = :80" in script and 'systemctl restart "$unit"' in script
+    # no version in what the page must show: only the stopped server
+    assert [d.description for d in damages_for(HttpProbe(name="h", kind="http", server="db", target="app",
+                                                         body_matches="shop ok"), env())] == [
+        "the web server on app port 80 is stopped"]
 
 
 def test_a_drill_plan_asks_for_mutation_and_its_score_reaches_prometheus(tmp_path) -> None:

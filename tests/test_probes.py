@@ -194,6 +194,22 @@ def test_the_probe_command_exit_codes_and_files(probed, tmp_path) -> None:
     assert missing.returncode == 2 and "no lab named" in missing.stderr
 
 
+def test_mutate_changes_the_version_the_page_shows_and_the_footer_probe_notices(probed, hypervisor, tmp_path) -> None:
+    """--mutate on the http probe: the web server stopped, then the version its page shows changed in the
+    file the service reads (and the service restarted); both caught, and the lab back as it was."""
+    _, _, _, probes_path = probed
+    result = labmgr("probe", LAB, "--probes", str(probes_path), "--mutate", "--only", "version-footer",
+                    "--json", str(tmp_path / "mutate.json"), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    score = json.loads((tmp_path / "mutate.json").read_text())
+    caught = {d["damage"]: d["caught_by"] for d in score["damages"]}
+    assert caught == {"the web server on web01.shop.test port 80 is stopped": ["version-footer"],
+                      "the version 1.4.2 the page of web01.shop.test shows is changed": ["version-footer"]}
+    assert (score["caught"], score["applied"]) == (2, 2) and score["baseline"] == score["after"]
+    web = hypervisor.domain(records.load(LAB).servers["web"].domain).agent(timeout=60)
+    assert "labmgr-mutation" not in web.run(["cat", "/usr/local/bin/shop-web"])    # reverted with the lab
+
+
 def test_a_deleted_invoice_and_an_old_dump_fail(probed) -> None:
     """compare_previous compares with the value read at 08:30 (kept in the history); a restore reverts the guest."""
     _, _, agent, probes_path = probed

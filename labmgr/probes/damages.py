@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass
 
 from .checks import sql_argv
+from .model import resolve_target
 
 # kind -> [(damage id, what it does, for the report)]
 TABLE: dict[str, list[tuple[str, str]]] = {
@@ -25,7 +26,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
             ("drop-table", "table {table} is dropped")],
     "compare_previous": [("delete-third", "a third of the rows of {table} are deleted"),
                          ("drop-table", "table {table} is dropped")],
-    "http": [("stop-server", "the web server on {target} port {port} is stopped")],
+    "http": [("stop-server", "the web server on {target} port {port} is stopped"),
+             ("change-version", "the version {version} the page of {target} shows is changed")],
     "tcp": [("stop-server", "the service on {target} port {port} is stopped")],
     "command": [("empty-files", "{paths} emptied"),
                 ("change-files", "{paths} changed")],
@@ -34,6 +36,8 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "isolation": [],
 }
 CHANGE_LINE = "labmgr mutation test: changed"
+VERSION_SUFFIX = "-labmgr-mutation"
+_VERSION = re.compile(r"\d+(?:\.\d+)+")
 _FROM = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_.]*)", re.IGNORECASE)
 _PATH = re.compile(r"(?<![\w$])(/[A-Za-z0-9_.*?/-]+)")
 
@@ -67,11 +71,17 @@ def _build(damage_id: str, probe, env):
         fields = {"table": table, "column": getattr(probe, "column", ""), "within": getattr(probe, "within", "")}
         return probe.server, _sql_damage(damage_id, probe, table), fields
     if damage_id == "stop-server":
-        from .model import resolve_target
-
-        server, _ = resolve_target(env, probe.target)
-        return server.name, ["sh", "-c", _STOP.format(port=int(probe.port))], \
+        return _target_server(env, probe), ["sh", "-c", _STOP.format(port=int(probe.port))], \
             {"target": probe.target, "port": probe.port}
+    if damage_id == "change-version":
+        version = _version(probe)
+        if version is None:
+            return None
+        # a version is digits and dots only: safe in the shell and in sed as it is
+        script = _CHANGE_VERSION.format(version=version, pattern=version.replace(".", "\\."),
+                                        changed=version + VERSION_SUFFIX, roots=" ".join(_APP_ROOTS),
+                                        port=int(probe.port))
+        return _target_server(env, probe), ["sh", "-c", script], {"target": probe.target, "version": version}
     paths = _paths(probe)
     if not paths:
         return None
@@ -79,6 +89,12 @@ def _build(damage_id: str, probe, env):
     action = ': > "$f"' if damage_id == "empty-files" else f'echo {shlex.quote(CHANGE_LINE)} >> "$f"'
     script = f'n=0; for f in {" ".join(paths)}; do [ -f "$f" ] && {action} && n=$((n+1)); done; [ "$n" -gt 0 ]'
     return probe.server, ["sh", "-c", script], {"paths": shown}
+
+
+def _target_server(env, probe) -> str:
+    """The spec server an http or tcp probe's ``target`` names: the one whose service is damaged."""
+    server, _ = resolve_target(env, probe.target)
+    return server.name
 
 
 def _table(probe) -> str | None:
@@ -131,3 +147,22 @@ _STOP = ("pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | c
          "[ -n \"$pid\" ] || exit 1; "
          "unit=$(sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); "
          "if [ -n \"$unit\" ]; then systemctl stop \"$unit\"; else kill \"$pid\"; fi")
+
+
+def _version(probe) -> str | None:
+    """The version the page must show, read from ``body_matches``: a dotted number such as
+    ``v1\\.4\\.2`` (escapes undone); None when the probe names none."""
+    literal = re.sub(r"\\(.)", r"\1", probe.body_matches or "")
+    found = _VERSION.findall(literal)
+    return max(found, key=len) if found else None
+
+
+# where an application keeps the version its pages show (files under /etc too: a unit's ExecStart)
+_APP_ROOTS = ("/var/www", "/srv", "/opt", "/usr/local", "/etc")
+# the version changed in every text file that holds it, then the listener's unit restarted: a
+# server that read its page or config when it started shows the change too
+_CHANGE_VERSION = ('files=$(grep -rIlF -e {version} {roots} 2>/dev/null); [ -n "$files" ] || exit 1; '
+                   'for f in $files; do sed -i "s/{pattern}/{changed}/g" "$f"; done; '
+                   "pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); "
+                   "unit=$([ -n \"$pid\" ] && sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); "
+                   '[ -z "$unit" ] || systemctl restart "$unit"')
