@@ -9,10 +9,9 @@ import click
 
 from ..spec import load_environment
 from ..timeparse import format_point, parse_point
+from .arguments import SPEC
 from .format import human_size
 from .progress import RichReporter
-
-SPEC = click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
 
 
 @click.group()
@@ -88,6 +87,23 @@ def dumps_prune(spec: Path, dry_run: bool) -> None:
     for record in doomed:
         click.echo(f"{'would delete' if dry_run else 'deleted'} {record.label} ({record.path.name})")
     click.echo(f"{len(doomed)} dumps {'to delete' if dry_run else 'deleted'}")
+
+
+@dumps.command("collect")
+@SPEC
+@click.option("--server", default=None, help="only this server's sources")
+@click.option("--taken-at", default=None, help="stamp the dumps with this time instead of now (simulations)")
+def dumps_collect(spec: Path, server: str | None, taken_at: str | None) -> int:
+    """Take every dump of the environment now and store it (run hourly)."""
+    from ..dumps.hourly import collect
+
+    env = load_environment(spec)
+    result = collect(env, server, parse_point(taken_at) if taken_at else None, RichReporter())
+    for record in result.stored:
+        click.echo(f"stored {record.label}: {human_size(record.size)}{' (encrypted)' if record.encrypted else ''}")
+    for name, error in result.failed:
+        click.echo(f"labmgr: error: {error}", err=True)
+    return 1 if result.failed else 0
 
 
 def _as_dict(r) -> dict:
