@@ -227,8 +227,8 @@ class _Build(DebootstrapStage, ConfigureStage):
         }
         (out / BUILD_JSON).write_text(json.dumps(build, indent=2) + "\n")
         shutil.copyfile(self.log_path, out / BUILD_LOG)
-        for entry in out.iterdir():
-            entry.chmod(0o644)
+        for entry in out.iterdir():     # QEMU reads them all, but the recipe (users' passwords) stays root's
+            entry.chmod(0o600 if entry.name == RECIPE_JSON else 0o644)
         out.chmod(0o755)
 
 
