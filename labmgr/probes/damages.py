@@ -142,11 +142,12 @@ def _paths(probe) -> list[str]:
     return sorted({p for p in _PATH.findall(command) if not p.startswith(("/dev/", "/proc/", "/sys/"))})
 
 
+# $pid listening on the port and $unit, the systemd service it runs in (empty when none)
+_LISTENER = ("pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); "
+             "unit=$([ -n \"$pid\" ] && sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); ")
 # the service listening on the port, stopped through its systemd unit (a kill alone is restarted)
-_STOP = ("pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); "
-         "[ -n \"$pid\" ] || exit 1; "
-         "unit=$(sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); "
-         "if [ -n \"$unit\" ]; then systemctl stop \"$unit\"; else kill \"$pid\"; fi")
+_STOP = _LISTENER + ("[ -n \"$pid\" ] || exit 1; "
+                     "if [ -n \"$unit\" ]; then systemctl stop \"$unit\"; else kill \"$pid\"; fi")
 
 
 def _version(probe) -> str | None:
@@ -163,6 +164,4 @@ _APP_ROOTS = ("/var/www", "/srv", "/opt", "/usr/local", "/etc")
 # server that read its page or config when it started shows the change too
 _CHANGE_VERSION = ('files=$(grep -rIlF -e {version} {roots} 2>/dev/null); [ -n "$files" ] || exit 1; '
                    'for f in $files; do sed -i "s/{pattern}/{changed}/g" "$f"; done; '
-                   "pid=$(ss -ltnpH 'sport = :{port}' | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2); "
-                   "unit=$([ -n \"$pid\" ] && sed -n 's|^0::.*/\\([^/]*\\.service\\)$|\\1|p' /proc/$pid/cgroup); "
-                   '[ -z "$unit" ] || systemctl restart "$unit"')
+                   + _LISTENER + '[ -z "$unit" ] || systemctl restart "$unit"')
