@@ -195,6 +195,7 @@ def test_a_corrupt_template_is_reported_dropped_and_remade(labs, iprod, hypervis
     try:
         said = [n for n in notes.notes if "did not resume" in n]
         assert len(said) == 1 and "\n" not in said[0], notes.notes
+        assert "is damaged (its sha256 changed" in said[0]     # caught before QEMU loads bad pages
         [remade] = list_templates(find_snapshot(env.name, snapshot.id))
         assert remade.key == template.key and remade.directory != template.directory
         # labs a and b were resumed from the dropped template and still stand on its files

@@ -237,3 +237,18 @@ def test_directories_qemu_can_already_enter_are_not_opened_to_everyone(tmp_path,
     assert stat.S_IMODE(outer.stat().st_mode) == 0o750                 # left as it was
     for own in (state, images):                                       # labmgr's: its group, not everyone
         assert own.stat().st_gid == kvm and stat.S_IMODE(own.stat().st_mode) == 0o710
+
+
+def test_a_libvirt_call_that_ends_in_a_system_error_is_one_hypervisor_error() -> None:
+    """libvirt-python raised SystemError from a restore (several resumes at once): never a traceback."""
+    from labmgr.errors import HypervisorError
+    from labmgr.hypervisor.errors import translated
+
+    with pytest.raises(HypervisorError) as caught:
+        with translated("resuming domain 'x'"):
+            try:
+                raise RuntimeError("operation failed: job 'restore' failed\nsecond line")
+            except RuntimeError as pending:
+                raise SystemError("<built-in function virDomainRestoreFlags> returned a result with an "
+                                  "exception set") from pending
+    assert str(caught.value) == "resuming domain 'x': operation failed: job 'restore' failed"

@@ -30,3 +30,8 @@ def translated(what: str) -> Iterator[None]:
         if exc.get_error_code() in _NOT_FOUND:
             raise NotFoundError(f"{what}: {message}") from None
         raise HypervisorError(f"{what}: {message}") from None
+    except SystemError as exc:
+        # libvirt-python reports a failed call this way when an error was left pending (seen
+        # with several restores at once): the pending error, chained, says what went wrong
+        cause = exc.__cause__ or exc.__context__
+        raise HypervisorError(f"{what}: {str(cause or exc).strip().splitlines()[0]}") from None

@@ -116,6 +116,7 @@ def _define(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snap
         nvram = folder / "nvram"
         lab_server.nvram = str(nvram)
     try:
+        savedstate.check_intact(host, point)
         header = savedstate.read_header(host, point.state)
     except LabmgrError as exc:
         raise _Unresumable(one_line(str(exc))) from None

@@ -39,6 +39,7 @@ class SavedPoint:
     offset: int = 0         # where the stream starts in ``state`` (with a header)
     nvram: str = ""         # the NVRAM as it was ("" = the VM has none)
     complete: bool = True   # False: planned, its save may not have finished (``finish_save``)
+    sha256: str = ""        # of ``state``, for a point many labs resume (a template's): ``check_intact``
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +50,23 @@ class SavedPoint:
 
     def files(self) -> list[str]:
         return [p for p in (self.state if not self.header else "", self.header, self.nvram) if p]
+
+
+def state_digest(host, state: str | PurePosixPath) -> str:
+    """The sha256 of a state file, computed on the hypervisor's host."""
+    result = host.run(["sha256sum", str(state)], check=False)
+    if not result.ok or not result.stdout.strip():
+        raise LabError(f"saved state {state} is unreadable: {result.stderr.strip() or 'empty'}",
+                       hint="the template is remade by a cold boot")
+    return result.stdout.split()[0]
+
+
+def check_intact(host, saved: SavedPoint) -> None:
+    """Refuse a state whose bytes changed since it was saved: QEMU loads damaged memory pages
+    without a word, and the lab would look up while its guests are not what was saved."""
+    if saved.sha256 and state_digest(host, saved.state) != saved.sha256:
+        raise LabError(f"saved state {saved.state} is damaged (its sha256 changed since it was saved)",
+                       hint="the template is remade by a cold boot")
 
 
 def read_header(host, state: str | PurePosixPath) -> SaveHeader:

@@ -19,7 +19,7 @@ import os
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
@@ -112,7 +112,8 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
                 saved = savedstate.save_point(host, hypervisor.domain(lab_server.domain), folder, POINT,
                                               lab_server.overlays, lab_server.nvram)
                 host.chmod(saved.state, 0o644)
-                template.servers[server] = saved.to_dict()
+                # every lab resumes this state: checked against its sha256 before each resume
+                template.servers[server] = replace(saved, sha256=savedstate.state_digest(host, saved.state)).to_dict()
 
             with ThreadPoolExecutor(max_workers=len(record.servers)) as pool:
                 for _ in pool.map(save, list(record.servers)):
