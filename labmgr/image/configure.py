@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ImageBuildError
-from ..progress import Reporter
 from . import tree
 from .cache import INITRD, KERNEL
-from .host import Tools
-from .recipe import BASE_SERVICES, Recipe
-from .runner import Runner, summary
+from .recipe import BASE_SERVICES
+from .runner import summary
+from .stage import BuildState
 
 # Units Debian enables that only cost time (and TCG CPU) in a short-lived lab guest.
 _QUIET_UNITS = (
@@ -33,16 +32,8 @@ MODPROBE_FILE = "/etc/modprobe.d/labmgr-lab-guest.conf"
 BLACKLISTED_MODULES = ("floppy", "pcspkr", "kvm", "kvm_amd", "kvm_intel", "cfg80211")
 
 
-class ConfigureStage:
-    """Part of a build (``build._Build``): what this stage uses of it is declared here."""
-
-    recipe: Recipe
-    tools: Tools
-    reporter: Reporter
-    root: Path
-    out: Path
-    runner: Runner
-    kernel_version: str
+class ConfigureStage(BuildState):
+    """Part of a build (``build._Build``); what it reads of the build is in ``BuildState``."""
 
     def _configure(self) -> None:
         recipe = self.recipe

@@ -7,15 +7,13 @@ second stage in the chroot (installs and configures every package).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ..errors import ImageBuildError, LabmgrError
-from ..progress import Reporter, Step
+from ..progress import Step
 from . import tree
 from .cache import DEBS_CACHE, locked
-from .host import Tools
-from .recipe import Recipe
-from .runner import Runner, summary
+from .runner import summary
+from .stage import BuildState
 
 # The default initramfs (MODULES=most) is ~35 MB: slow to load and unpack under TCG.
 # The guest's root is always an ext4 virtio disk, so a short list is enough (~6 MB).
@@ -26,16 +24,8 @@ INITRAMFS_HOOK = "/etc/initramfs-tools/hooks/labmgr"
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod", "ext4", "crc32c_generic")
 
 
-class DebootstrapStage:
-    """Part of a build (``build._Build``): what this stage uses of it is declared here."""
-
-    recipe: Recipe
-    tools: Tools
-    mirror: str
-    images: Path
-    reporter: Reporter
-    root: Path
-    runner: Runner
+class DebootstrapStage(BuildState):
+    """Part of a build (``build._Build``); what it reads of the build is in ``BuildState``."""
 
     def _debootstrap(self) -> None:
         recipe = self.recipe
