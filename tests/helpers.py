@@ -43,13 +43,26 @@ def psql(agent, sql: str, database: str = "shop") -> str:
     return agent.run(["runuser", "-u", "postgres", "--", "psql", "-At", "-d", database, "-c", sql]).strip()
 
 
+def wait_until_ready(agent, check: str) -> None:
+    """Until the shell ``check`` succeeds in the guest (2 minutes at most): its agent answers
+    before the boot has started every service."""
+    agent.run(["sh", "-c", f"for i in $(seq 120); do {check} >/dev/null 2>&1 && exit 0; sleep 1; done; exit 1"],
+              timeout=150)
+
+
+def create_shop_database(agent) -> None:
+    """The 'shop' database in a production guest, once its PostgreSQL accepts connections."""
+    wait_until_ready(agent, "pg_isready -q")
+    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+
+
 def invoicing_spec(hypervisor, environment, directory: Path):
     """Production's db (its first server) gets a 'shop' database with an invoices table; the spec,
     written to ``directory``, collects it through the agent into a store there. (agent, spec path)."""
     import yaml
 
     agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+    create_shop_database(agent)
     psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
     spec = environment.spec()
     spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]

@@ -27,7 +27,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import labmgr, psql
+from helpers import create_shop_database, labmgr, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lms-prod"
@@ -61,8 +61,7 @@ def day(hypervisor, db_image, tmp_path_factory):
     prod.create(hypervisor, environment, db_image)
     try:
         agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
-        agent.run(["sh", "-c", "for i in $(seq 120); do pg_isready -q && exit 0; sleep 1; done; exit 1"])
-        agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
+        create_shop_database(agent)
         psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
                     "CREATE TABLE notes (body text)")
         agent.run(["mkdir", "-p", SESSIONS])

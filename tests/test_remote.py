@@ -29,7 +29,7 @@ from labmgr.lab.hypervisors import forget_hypervisor
 from labmgr.timeparse import format_point
 
 from dbservers import keygen, running_sshd
-from helpers import REPO, leftovers, one_line_error, psql
+from helpers import REPO, create_shop_database, leftovers, one_line_error, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lmt-rm"
@@ -92,21 +92,23 @@ def remote_production(hv, hypervisor, db_image, tmp_path_factory):
     environment = prod.Production(prefix=f"{PREFIX}-prod", network="10.86.0.0/24", gateway="10.86.0.1", servers=[
         prod.ProdServer("db", "db01.shop.test", "10.86.0.11", "52:54:00:86:00:11", memory=1024)])
     prod.create(hypervisor, environment, db_image)
-    keys = tmp_path_factory.mktemp("lab-keys")
-    lab_key = keygen(keys / "id_ed25519", "lmt-rm-user")
-    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-    agent.run(["sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"],
-              stdin=Path(f"{lab_key}.pub").read_bytes())
-    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
-    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY)")
-    spec = environment.spec()
-    spec["hypervisor"] = [{"uri": hv["uri"], "storage": str(hv["storage"])}]
-    spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
-    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-    path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    yield {"spec": path, "agent": agent, "lab_key": lab_key, "keys": keys, "env": environment}
-    prod.remove(hypervisor, environment)
+    try:        # a setup that fails half-way leaves no production either
+        keys = tmp_path_factory.mktemp("lab-keys")
+        lab_key = keygen(keys / "id_ed25519", "lmt-rm-user")
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        agent.run(["sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"],
+                  stdin=Path(f"{lab_key}.pub").read_bytes())
+        create_shop_database(agent)
+        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY)")
+        spec = environment.spec()
+        spec["hypervisor"] = [{"uri": hv["uri"], "storage": str(hv["storage"])}]
+        spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
+        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+        path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        yield {"spec": path, "agent": agent, "lab_key": lab_key, "keys": keys, "env": environment}
+    finally:
+        prod.remove(hypervisor, environment)
 
 
 def count_invoices_over_ssh(hv, production) -> subprocess.CompletedProcess:

@@ -32,7 +32,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import labmgr, one_line_error, psql
+from helpers import create_shop_database, labmgr, one_line_error, psql, wait_until_ready
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-r"
@@ -50,28 +50,31 @@ def dbprod(hypervisor, db_image, tmp_path_factory):
     environment = prod.Production(prefix="lmt-dbp", network="10.81.0.0/24", gateway="10.81.0.1", servers=[
         prod.ProdServer("db", "db01.shop.test", "10.81.0.11", "52:54:00:81:00:11", memory=1024)])
     prod.create(hypervisor, environment, db_image)
-    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-    agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
-    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-    agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
-    agent.run(["mkdir", "-p", SESSIONS])
-    spec = environment.spec()
-    spec["servers"][0]["dumps"] = [
-        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
-        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
-    ]
-    # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
-    keys = tmp_path_factory.mktemp("keys")
-    identity = pyrage.x25519.Identity.generate()
-    (keys / "age.key").write_text(f"{identity}\n")
-    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store")),
-                     "encryption": {"recipients": [str(identity.to_public())],
-                                    "identity_file": str(keys / "age.key")}}
-    path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    yield environment, path, agent
-    prod.remove(hypervisor, environment)
+    try:        # a setup that fails half-way leaves no production either
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        create_shop_database(agent)
+        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+        wait_until_ready(agent, "mariadb-admin ping")
+        agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
+        agent.run(["mkdir", "-p", SESSIONS])
+        spec = environment.spec()
+        spec["servers"][0]["dumps"] = [
+            {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+            {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
+            {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
+        ]
+        # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
+        keys = tmp_path_factory.mktemp("keys")
+        identity = pyrage.x25519.Identity.generate()
+        (keys / "age.key").write_text(f"{identity}\n")
+        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store")),
+                         "encryption": {"recipients": [str(identity.to_public())],
+                                        "identity_file": str(keys / "age.key")}}
+        path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        yield environment, path, agent
+    finally:
+        prod.remove(hypervisor, environment)
 
 
 @pytest.fixture(scope="module")
