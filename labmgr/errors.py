@@ -53,5 +53,9 @@ class LabError(LabmgrError):
     """A lab could not be brought up, found, or torn down."""
 
 
+class ReportError(LabmgrError):
+    """A report could not be written (e.g. its PDF could not be printed)."""
+
+
 class BusyError(LabmgrError):
     """Another labmgr process is working on the same thing (holds its lock)."""

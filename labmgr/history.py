@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from .objectives import Judged, judge
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_labs (
     lab TEXT NOT NULL, environment TEXT NOT NULL, snapshot TEXT NOT NULL,
@@ -35,7 +37,8 @@ CREATE TABLE IF NOT EXISTS history_signoffs (
 CREATE TABLE IF NOT EXISTS history_drills (
     id INTEGER PRIMARY KEY, environment TEXT NOT NULL, lab TEXT NOT NULL, point TEXT NOT NULL,
     started_at TEXT NOT NULL, finished_at TEXT NOT NULL, stages TEXT NOT NULL, exit_code INTEGER NOT NULL,
-    rpo_seconds REAL, probes INTEGER NOT NULL, passed INTEGER NOT NULL, error TEXT NOT NULL);
+    rpo_seconds REAL, probes INTEGER NOT NULL, passed INTEGER NOT NULL, error TEXT NOT NULL,
+    objectives TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS history_share_events (
     id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, share TEXT NOT NULL,
     person TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL);
@@ -101,10 +104,15 @@ class Drill:
     probes: int
     passed: int
     error: str
+    objectives: dict[str, float] = field(default_factory=dict)   # the targets it was judged against, seconds
+    lab: str = ""
 
     @property
     def rto_seconds(self) -> float:
         return sum(self.stages.values())
+
+    def judged(self) -> list[Judged]:
+        return judge(self.objectives, self.rto_seconds, self.rpo_seconds)
 
 
 def drill_trend(drills: list[Drill], max_age_hours: float, moment: datetime) -> tuple[float, float, str | None]:
@@ -153,6 +161,13 @@ class LabEvidence:
     share_events: list[ShareEvent] = field(default_factory=list)
     bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
     mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
+    drills: list[Drill] = field(default_factory=list)       # the environment's drills, oldest first
+    objectives: dict[str, float] = field(default_factory=dict)  # the spec's, when no drill judged this lab
+
+    @property
+    def drill(self) -> Drill | None:
+        """The drill that made this lab, if a drill did."""
+        return next((d for d in reversed(self.drills) if d.lab == self.lab), None)
 
 
 class History:
@@ -165,6 +180,8 @@ class History:
             self.db.execute("ALTER TABLE history_probe_results ADD COLUMN value TEXT")
         if "verdict" not in {row[1] for row in self.db.execute("PRAGMA table_info(history_signoffs)")}:
             self.db.execute("ALTER TABLE history_signoffs ADD COLUMN verdict TEXT NOT NULL DEFAULT ''")
+        if "objectives" not in {row[1] for row in self.db.execute("PRAGMA table_info(history_drills)")}:
+            self.db.execute("ALTER TABLE history_drills ADD COLUMN objectives TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         self.db.close()
@@ -208,16 +225,19 @@ class History:
         with self.db:
             self.db.execute(
                 "INSERT INTO history_drills (environment, lab, point, started_at, finished_at, stages, exit_code, "
-                "rpo_seconds, probes, passed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "rpo_seconds, probes, passed, error, objectives) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (summary.environment, summary.lab, summary.point, _iso(summary.started_at),
                  _iso(summary.finished_at), json.dumps(summary.stages), summary.exit_code, summary.rpo_seconds,
-                 len(summary.results), sum(1 for r in summary.results if r.passed), summary.error))
+                 len(summary.results), sum(1 for r in summary.results if r.passed), summary.error,
+                 json.dumps({j.name: j.target for j in getattr(summary, "objectives", [])})))
 
     def drills(self, environment: str) -> list[Drill]:
-        return [Drill(point, started, finished, json.loads(stages), code, rpo, probes, passed, error)
-                for point, started, finished, stages, code, rpo, probes, passed, error in self.db.execute(
-                    "SELECT point, started_at, finished_at, stages, exit_code, rpo_seconds, probes, passed, error "
-                    "FROM history_drills WHERE environment = ? ORDER BY id", (environment,))]
+        return [Drill(point, started, finished, json.loads(stages), code, rpo, probes, passed, error,
+                      json.loads(objectives), lab)
+                for point, started, finished, stages, code, rpo, probes, passed, error, objectives, lab
+                in self.db.execute(
+                    "SELECT point, started_at, finished_at, stages, exit_code, rpo_seconds, probes, passed, error, "
+                    "objectives, lab FROM history_drills WHERE environment = ? ORDER BY id", (environment,))]
 
     def add_signoff(self, lab: str, environment: str, point: str, user: str, note: str,
                     verdict: str = "") -> Signoff:

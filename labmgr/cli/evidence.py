@@ -56,17 +56,26 @@ def signoff(name: str, user: str, note: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="write here instead of standard output")
+@click.option("--pdf", "pdf_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="also print the HTML report to this PDF (headless Chromium); alone, only the PDF is written")
 @click.option("--spec", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="the environment spec (needed once the lab is down)")
-def report(name: str, fmt: str, output: Path | None, spec: Path | None) -> None:
-    """Write the DR-day report of a lab: points restored, stage times, probes, sign-offs."""
+def report(name: str, fmt: str, output: Path | None, pdf_path: Path | None, spec: Path | None) -> None:
+    """Write the DR-day report of a lab: verdict and objectives first, then points restored, stage times,
+    probes, sign-offs."""
     from ..history import now
     from ..lab.evidence import evidence_for
     from ..report import render_report
+    from ..report.pdf import html_to_pdf
 
-    text = render_report(evidence_for(name, spec), fmt, now())
-    if output:
-        output.write_text(text)
-        click.echo(f"report written to {output}")
-    else:
-        click.echo(text, nl=False)
+    evidence, generated = evidence_for(name, spec), now()
+    if output or not pdf_path:
+        text = render_report(evidence, fmt, generated)
+        if output:
+            output.write_text(text)
+            click.echo(f"report written to {output}")
+        else:
+            click.echo(text, nl=False)
+    if pdf_path:
+        html_to_pdf(render_report(evidence, "html", generated), pdf_path)
+        click.echo(f"PDF written to {pdf_path}")

@@ -14,6 +14,7 @@ from .. import yamlfile
 from ..dumps.store import DumpStore
 from ..errors import LabmgrError, SpecError
 from ..lab.lease import lease_hours
+from ..objectives import Objectives
 from ..strict import Strict
 from ..timeparse import parse_point
 
@@ -42,7 +43,7 @@ class Notify(Strict):
 
 class Reports(Strict):
     directory: Path
-    formats: list[Literal["md", "html"]] = ["md", "html"]
+    formats: list[Literal["md", "html", "pdf"]] = ["md", "html"]   # pdf: the HTML printed by Chromium
 
 
 class Plan(Strict):
@@ -55,6 +56,7 @@ class Plan(Strict):
     report: Reports | None = None
     notify: Notify = Notify()
     mutate: bool = False                 # after the last point: probe --mutate (score into report and metrics)
+    objectives: Objectives | None = None # override the spec's, one by one (rto, rpo)
 
     @field_validator("points")
     @classmethod

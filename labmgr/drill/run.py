@@ -1,9 +1,12 @@
 """Run a drill plan: snapshot, lab up, restore each point, probe, report, tell people, clean up.
 
 The stage times (capture, clone, boot, inject, restore, probes) are the
-drill's measured RTO. Exit codes: 0 every critical probe passed at every
-point; 1 a probe failed or a dump was bad (a backup problem: page someone);
-2 the drill itself could not run (the lab did not start, a tool failed).
+drill's measured RTO; its RPO is the drill's start minus the oldest dump of the
+newest point whose probes passed (labmgr/objectives.py). Exit codes: 0 every
+critical probe passed at every point and every objective was met; 1 a probe
+failed or a dump was bad (a backup problem: page someone); 2 the drill itself
+could not run (the lab did not start, a tool failed); 3 every probe passed but
+an objective (RTO, RPO) was missed.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from ..lab.restore import lab_restore
 from ..lab.teardown import lab_down
 from ..lab.up import lab_up
 from ..notify import announce, ping_start
-from ..notify.model import RunSummary
+from ..notify.model import EXIT_NOT_RUN, EXIT_OBJECTIVE_MISSED, EXIT_PASSED, RunSummary
+from ..objectives import Judged, judge, merged
 from ..progress import SILENT, Reporter
-from ..report import render_report
+from ..report import write_reports
 from ..snapshot import capture, find_snapshot
 from ..spec import load_environment
 from .plan import Plan, resolve_points
@@ -59,12 +63,22 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
                 summary.exit_code, summary.error = 2, str(exc)
             finally:
                 summary.finished_at = datetime.now(timezone.utc)
+                if summary.exit_code != EXIT_NOT_RUN:
+                    summary.objectives = judge(merged(env.objectives, plan.objectives),
+                                               sum(summary.stages.values()), summary.rpo_seconds)
+                    summary.exit_code = exit_with_objectives(summary.exit_code, summary.objectives)
                 if made:             # the lab is up: whatever failed, the drill finishes
-                    warnings.extend(_finish(plan, env, made[0], summary))
+                    warnings.extend(_finish(plan, made[0], summary))
     finally:
         drill_lock.unlink(missing_ok=True)
     with history_for(env) as history:
         history.record_drill(summary)
+    if made and plan.report:            # after the drill is recorded: the report shows it, verdict first
+        try:
+            write_reports(evidence_for(made[0], plan.environment), plan.report.directory / made[0],
+                          plan.report.formats, now())
+        except LabmgrError as exc:
+            warnings.append(f"report not written: {exc}")
     warnings.extend(announce(summary, heartbeat_url=plan.notify.heartbeat_url, webhook_url=plan.notify.webhook_url,
                              junit_path=plan.notify.junit, prometheus_path=plan.notify.prometheus, reporter=reporter))
     return summary, warnings
@@ -87,16 +101,18 @@ def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter, drill_lock:
     with store_for(env) as store:
         points = resolve_points(plan.points, store, datetime.now(timezone.utc))
     several = len(points) > 1
+    proven: datetime | None = None      # the newest restored data a passing point proved
     for point in points:
         restored = lab_restore(record.name, point, reporter)
         _add(summary.stages, "inject", restored.seconds.get("stage", 0))
         _add(summary.stages, "restore", restored.seconds.get("restore", 0))
-        newest = max(r.taken_at for pairs in restored.plan.chosen.values() for _, r in pairs)
-        rpo = (restored.plan.at - newest).total_seconds()
-        summary.rpo_seconds = max(summary.rpo_seconds or 0, rpo)
         summary.point = records.load(record.name).point["at"]
         probed = probe_lab(record.name, plan.probes)
         _add(summary.stages, "probes", probed.stages["probes"])
+        if probed.exit_code == EXIT_PASSED:   # the point's data is only as new as its oldest dump
+            oldest = min(r.taken_at for pairs in restored.plan.chosen.values() for _, r in pairs)
+            proven = max(proven or oldest, oldest)
+            summary.rpo_seconds = round(max(0.0, (summary.started_at - proven).total_seconds()), 1)
         for result in probed.results:
             if several:
                 result.name = f"{summary.point} {result.name}"
@@ -120,16 +136,16 @@ def _mutate(lab: str, plan: Plan, summary: RunSummary, reporter: Reporter) -> No
                        hint=f"restore it: 'labmgr lab restore {lab} --at {summary.point}'")
 
 
-def _finish(plan: Plan, env, lab: str, summary: RunSummary) -> list[str]:
+def exit_with_objectives(exit_code: int, objectives: list[Judged]) -> int:
+    """A drill whose probes all passed but that missed an objective exits 3; a failed probe (1) or a
+    drill that could not run (2) keeps its own code: the backups' problem comes first."""
+    if exit_code == EXIT_PASSED and any(not judged.met for judged in objectives):
+        return EXIT_OBJECTIVE_MISSED
+    return exit_code
+
+
+def _finish(plan: Plan, lab: str, summary: RunSummary) -> list[str]:
     warnings = []
-    if plan.report:
-        plan.report.directory.mkdir(parents=True, exist_ok=True)
-        try:
-            evidence = evidence_for(lab, plan.environment)
-            for fmt in plan.report.formats:
-                (plan.report.directory / f"{lab}.{fmt}").write_text(render_report(evidence, fmt, now()))
-        except LabmgrError as exc:
-            warnings.append(f"report not written: {exc}")
     if plan.keep and summary.exit_code != 2:
         record = records.load(lab)
         until = datetime.now(timezone.utc) + timedelta(hours=lease_hours(plan.keep.lease))

@@ -31,6 +31,8 @@ def evidence_for(name: str, spec: Path | None = None) -> LabEvidence:
     env = load_environment(spec)
     with history_for(env) as history:
         evidence = history.evidence(name, env.name)
+        evidence.drills = history.drills(env.name)
+    evidence.objectives = env.objectives.seconds() if env.objectives else {}
     if not evidence.created_at and not evidence.restores and not evidence.runs:
         raise NotFoundError(f"environment {env.name} has no history of a lab named '{name}'")
     from .bisect import bisections

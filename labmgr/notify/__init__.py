@@ -14,13 +14,13 @@ from ..progress import SILENT, Reporter
 from ._http import redact_url, scrub
 from .heartbeat import ping_fail, ping_start, ping_success, ping_url
 from .junit import write_junit
-from .model import (CRITICAL, EXIT_NOT_RUN, EXIT_PASSED, EXIT_PROBE_FAILED, WARNING,
+from .model import (CRITICAL, EXIT_NOT_RUN, EXIT_OBJECTIVE_MISSED, EXIT_PASSED, EXIT_PROBE_FAILED, WARNING,
                     ProbeResult, RunSummary, iso)
 from .prometheus import read_last_success, write_textfile
 from .webhook import failure_payload, post_failure
 
 __all__ = [
-    "CRITICAL", "WARNING", "EXIT_PASSED", "EXIT_PROBE_FAILED", "EXIT_NOT_RUN",
+    "CRITICAL", "WARNING", "EXIT_PASSED", "EXIT_PROBE_FAILED", "EXIT_NOT_RUN", "EXIT_OBJECTIVE_MISSED",
     "ProbeResult", "RunSummary", "announce", "fail_body", "failure_payload", "iso",
     "ping_fail", "ping_start", "ping_success", "ping_url", "post_failure",
     "read_last_success", "redact_url", "write_junit", "write_textfile",

@@ -9,6 +9,8 @@ Mapping::
           <failure message="<detail>" type="<kind>">   a failed critical probe
           <failure message="[warning] <detail>" ...>  a failed warning probe
           <system-out>                                the probe's output tail
+        <testcase classname="<environment>.objectives" name="rto|rpo">
+          <failure message="RTO 31m against 30m: MISSED by 1m" type="objective">   a missed objective
       (exit code 2: one <testcase classname="<environment>" name="lab"> with <error>)
 
 Credentials in details, errors and output (URL passwords, ``password=``-style
@@ -77,8 +79,8 @@ def build(summary: RunSummary) -> ET.Element:
     if not_run:
         tests, failures, errors = 1, 0, 1
     else:
-        tests = len(summary.results)
-        failures = len(summary.failed_results)
+        tests = len(summary.results) + len(summary.objectives)
+        failures = len(summary.failed_results) + sum(1 for j in summary.objectives if not j.met)
         errors = 0
     total = _seconds(summary.duration_seconds)
     root = ET.Element("testsuites", {
@@ -114,6 +116,11 @@ def build(summary: RunSummary) -> ET.Element:
     else:
         for result in summary.results:
             _probe_case(suite, summary.environment, result)
+        for judged in summary.objectives:
+            case = ET.SubElement(suite, "testcase", {"classname": _clean(f"{summary.environment}.objectives"),
+                                                     "name": judged.name, "time": "0.000"})
+            if not judged.met:
+                ET.SubElement(case, "failure", {"message": _clean(judged.describe()), "type": "objective"})
     return root
 
 

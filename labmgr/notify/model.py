@@ -6,9 +6,10 @@ turn a :class:`RunSummary` into their own format.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from ..objectives import Judged
 from ..timeparse import utc
 
 CRITICAL = "critical"
@@ -19,6 +20,7 @@ SEVERITIES = (CRITICAL, WARNING)
 EXIT_PASSED = 0       # every probe passed
 EXIT_PROBE_FAILED = 1  # at least one probe failed
 EXIT_NOT_RUN = 2      # the lab or the tool could not run the probes
+EXIT_OBJECTIVE_MISSED = 3  # every probe passed, but a recovery objective (RTO, RPO) was missed
 
 
 @dataclass
@@ -47,10 +49,11 @@ class RunSummary:
     finished_at: datetime
     stages: dict[str, float]  # capture, clone, boot, inject, restore, probes -> seconds
     results: list[ProbeResult]
-    exit_code: int  # 0 all passed, 1 a probe failed, 2 the lab/tool could not run them
+    exit_code: int  # 0 all passed, 1 a probe failed, 2 the lab/tool could not run them, 3 an objective missed
     error: str = ""  # when exit_code == 2
     rpo_seconds: float | None = None
     mutation: dict | None = None  # probe --mutate in the drill (plan 'mutate: true'): caught, applied, blind
+    objectives: list[Judged] = field(default_factory=list)  # each declared objective against what was measured
 
     @property
     def passed(self) -> bool:
@@ -74,6 +77,9 @@ class RunSummary:
             failed = self.failed_results
             return (f"labmgr drill FAILED: {where}, {len(failed)} of {len(self.results)} "
                     f"probes failed")
+        if self.exit_code == EXIT_OBJECTIVE_MISSED:
+            missed = "; ".join(j.describe() for j in self.objectives if not j.met)
+            return f"labmgr drill MISSED an objective: {where}: {missed}"
         return f"labmgr drill could not run: {where}: {self.error or 'unknown error'}"
 
 

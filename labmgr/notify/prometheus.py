@@ -26,13 +26,18 @@ _HELP = {
     "labmgr_probe_duration_seconds": "How long the probe took in the last drill.",
     "labmgr_stage_duration_seconds": "How long each stage of the last drill took.",
     "labmgr_drill_success": "1 if the last drill passed (exit code 0), else 0.",
-    "labmgr_drill_exit_code": "Exit code of the last drill: 0 passed, 1 a probe failed, 2 could not run.",
+    "labmgr_drill_exit_code": "Exit code of the last drill: 0 passed, 1 a probe failed, 2 could not run, "
+                              "3 an objective missed.",
     "labmgr_last_run_timestamp_seconds": "Unix time the last drill finished.",
     LAST_SUCCESS: "Unix time the last successful drill finished.",
     "labmgr_rpo_seconds": "Age of the restored point when the drill ran (recovery point).",
     "labmgr_mutation_caught": "Damages the probes caught in the drill's mutation test (probe --mutate).",
     "labmgr_mutation_applied": "Damages made in the drill's mutation test.",
     "labmgr_mutation_score": "Caught / applied damages of the drill's mutation test (0..1).",
+    "labmgr_objective_target_seconds": "A recovery objective of the last drill (rto, rpo), in seconds.",
+    "labmgr_objective_measured_seconds": "What the last drill measured against the objective (absent: not measured).",
+    "labmgr_objective_met": "1 if the last drill met the objective, else 0.",
+    "labmgr_objective_margin_seconds": "Objective minus measured: seconds to spare, negative when missed.",
 }
 
 
@@ -81,6 +86,12 @@ def render(summary: RunSummary, previous_last_success: float | None = None) -> s
     if summary.mutation:
         for key in ("caught", "applied", "score"):
             sample(f"labmgr_mutation_{key}", summary.mutation[key], environment=env)
+    for judged in summary.objectives:
+        sample("labmgr_objective_target_seconds", judged.target, environment=env, objective=judged.name)
+        sample("labmgr_objective_met", 1 if judged.met else 0, environment=env, objective=judged.name)
+        if judged.measured is not None:
+            sample("labmgr_objective_measured_seconds", judged.measured, environment=env, objective=judged.name)
+            sample("labmgr_objective_margin_seconds", judged.margin, environment=env, objective=judged.name)
     return generate_latest(registry).decode("utf-8")
 
 

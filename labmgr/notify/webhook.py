@@ -44,6 +44,8 @@ def failure_payload(summary: RunSummary) -> dict[str, Any]:
         "finished_at": iso(summary.finished_at),
         "duration_seconds": round(summary.duration_seconds, 3),
         "rpo_seconds": summary.rpo_seconds,
+        "objectives": [{"name": j.name, "target_seconds": j.target, "measured_seconds": j.measured,
+                        "met": j.met, "text": j.describe()} for j in summary.objectives],
     }
 
 

@@ -1,5 +1,7 @@
-"""The DR-day report: what was restored, how long each stage took, what the probes
-found and who signed off. Markdown or HTML, from the environment's history.
+"""The DR-day report: first the verdict (were the backups proven, what failed, each objective met
+or missed), then what was restored, how long each stage took, what the probes found and who
+signed off. Markdown or HTML (with SVG charts: ``charts.py``), or the HTML printed to PDF
+(``pdf.py``), from the environment's history.
 
 Nothing secret goes in: no keys, identities, passwords or spec paths; only
 names, times, checksums' verdicts and what people wrote.
@@ -9,12 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
+from ..atomic import atomic_write
 from ..history import LabEvidence
+from ..objectives import format_duration
+from . import charts
+from .verdict import latest_runs, verdict_of
 
-FORMATS = ("md", "html")
+FORMATS = ("md", "html", "pdf")
+TREND_DRILLS = 30       # drills shown in the RTO trend
 
 
 @lru_cache(maxsize=2)
@@ -24,15 +33,52 @@ def _templates(autoescape: bool) -> jinja2.Environment:
                               trim_blocks=True, lstrip_blocks=True)
 
 
-def render_report(evidence: LabEvidence, fmt: str, generated_at: str) -> str:
+def render_report(evidence: LabEvidence, fmt: str, generated_at: str,
+                  row_counts: dict[str, list] | None = None) -> str:
+    """The report as Markdown (``md``) or one self-contained HTML page (``html``); ``row_counts``
+    ({table: [(hour, rows)]}, from the hours' data profiles) adds its chart to the HTML."""
     env = _templates(fmt == "html")
     total = sum(evidence.timings.values())
     passed = sum(1 for run in evidence.runs for r in run.results if r.passed)
     failed = sum(1 for run in evidence.runs for r in run.results if not r.passed)
     return env.get_template(f"report.{fmt}.j2").render(
         e=evidence, generated_at=generated_at, total=total, passed=passed, failed=failed,
-        md=_md_cell, verdict=_verdict, shares=share_rows(evidence),
-        refused=sum(1 for event in evidence.share_events if event.event == "refused"))
+        md=_md_cell, verdict=_verdict, shares=share_rows(evidence), duration=format_duration,
+        refused=sum(1 for event in evidence.share_events if event.event == "refused"),
+        v=verdict_of(evidence), charts=pictures(evidence, row_counts) if fmt == "html" else {})
+
+
+def write_reports(evidence: LabEvidence, stem: Path, formats: list[str], generated_at: str) -> list[Path]:
+    """``stem``.md, .html, .pdf as asked; the PDF is the HTML page printed (it comes last: a
+    machine without Chromium still gets the others before the error)."""
+    from .pdf import html_to_pdf
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in sorted(formats, key=FORMATS.index):
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        if fmt == "pdf":
+            html_to_pdf(render_report(evidence, "html", generated_at), path)
+        else:
+            atomic_write(path, render_report(evidence, fmt, generated_at))
+        written.append(path)
+    return written
+
+
+def pictures(evidence: LabEvidence, row_counts: dict | None = None) -> dict[str, Markup]:
+    """The HTML report's charts by name (grid, rto, rows); one with nothing to draw is left out."""
+    runs = latest_runs(evidence)
+    points = sorted(runs, key=lambda point: (point != "", point))
+    probes = list(dict.fromkeys(f"{r.name} ({r.server})" for run in runs.values() for r in run.results))
+    status = {(f"{r.name} ({r.server})", point): "pass" if r.passed else "fail" if r.severity == "critical"
+              else "warn" for point, run in runs.items() for r in run.results}
+    drills = [(d.started_at, d.stages) for d in evidence.drills[-TREND_DRILLS:] if d.stages]
+    drill = evidence.drill
+    objective = (drill.objectives if drill and drill.objectives else evidence.objectives).get("rto")
+    drawn = {"grid": charts.probe_grid_svg(points, probes, status),
+             "rto": charts.rto_trend_svg(drills, objective),
+             "rows": charts.row_counts_svg(row_counts or {})}
+    return {name: Markup(svg) for name, svg in drawn.items() if svg}
 
 
 @dataclass

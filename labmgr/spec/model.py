@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_serializer, model_validator
 
+from ..objectives import Objectives
 from ..strict import Strict
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
@@ -169,6 +170,7 @@ class Environment(Strict):
     boot_timeout: float = Field(default=300, gt=0, description="seconds to wait for each guest agent")
     dumps: DumpSettings = DumpSettings()
     drills: DrillSettings = DrillSettings()
+    objectives: Objectives | None = None     # recovery objectives drills are judged against (docs/drills.md)
 
     @field_validator("hypervisors", mode="before")
     @classmethod
