@@ -16,39 +16,11 @@ import pytest
 
 from labmgr.report import render_report, write_reports
 
+from chromium import banner_in_first_screen, browser, open_report  # noqa: F401 (browser: a fixture)
 from helpers import labmgr
 from report_history import LAB, drilled, row_counts
 
 pytestmark = pytest.mark.timeout(300)
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-WIDTH, HEIGHT = 1100, 720           # a laptop's first screen
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={WIDTH},{HEIGHT}", "--no-first-run", "--disable-background-networking"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def open_report(browser, path: Path) -> dict:
-    browser.get(path.as_uri())
-    return browser.execute_script("""
-        const box = e => { const r = e.getBoundingClientRect(); return [r.top, r.bottom, r.width, r.height]; };
-        const banner = document.getElementById('verdict');
-        return {banner: box(banner), viewport: window.innerHeight, scrolled: window.scrollY,
-                shown: getComputedStyle(banner).visibility === 'visible' && getComputedStyle(banner).display !== 'none',
-                charts: [...document.querySelectorAll('figure.chart')].map(f => [f.id, ...box(f.querySelector('svg'))]),
-                images: [...document.images].map(i => [i.complete, i.naturalWidth])};""")
 
 
 @pytest.mark.parametrize("case", ["failed", "proven"])
@@ -59,8 +31,7 @@ def test_the_report_in_a_browser(browser, tmp_path, case) -> None:
     page.write_text(render_report(evidence, "html", "2026-11-21T08:00:00Z", row_counts()))
     seen = open_report(browser, page)
 
-    top, bottom, width, _ = seen["banner"]
-    assert seen["shown"] and seen["scrolled"] == 0 and 0 <= top and bottom <= seen["viewport"] and width > 600, seen
+    assert banner_in_first_screen(seen), seen
     banner = browser.find_element("id", "verdict")
     if failing:
         assert "verdict-failed" in banner.get_attribute("class")
@@ -77,6 +48,9 @@ def test_the_report_in_a_browser(browser, tmp_path, case) -> None:
     assert all(complete and natural > 0 for complete, natural in seen["images"]), seen["images"]
     shots = Path(os.environ.get("LABMGR_SCREENSHOTS") or tmp_path)
     browser.save_screenshot(str(shots / f"report-{case}.png"))
+    if failing:
+        browser.execute_script("document.getElementById('chart-grid').scrollIntoView()")
+        browser.save_screenshot(str(shots / "report-charts.png"))
 
 
 def test_the_heat_map_marks_each_failed_hour(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from labmgr.lab import records
 from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 
+from chromium import banner_in_first_screen, browser, open_report  # noqa: F401 (browser: a fixture)
 from helpers import labmgr, leftovers, recording_http_server
 
 pytestmark = pytest.mark.libvirt
@@ -33,6 +35,7 @@ def drill_env(hypervisor, base_image, tmp_path_factory):
     spec = environment.spec()
     spec["servers"][0]["dumps"] = [{"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
     spec["dumps"] = {"store": str(folder / "store")}
+    spec["objectives"] = {"rto": "2h", "rpo": "3h"}        # the two hours of dumps are 1-2 hours old
     spec_path = folder / "lmt-run.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     env = load_environment(spec_path)
@@ -61,7 +64,7 @@ def exits(drill_env) -> list[int]:
 
 def plan(folder: Path, name: str, server, **fields) -> Path:
     body = {"environment": "lmt-run.yaml", "probes": "good-probes.yaml", "lab_name": f"lmt-run-{name}",
-            "report": {"directory": "reports"},
+            "report": {"directory": "reports", "formats": ["md", "html", "pdf"]},
             "notify": {"heartbeat_url": f"{server.url}/ping/abc", "webhook_url": f"{server.url}/hook",
                        "junit": str(folder / f"{name}.xml"), "prometheus": str(folder / f"{name}.prom")}}
     body.update(fields)
@@ -81,7 +84,7 @@ def valid_junit(path: Path) -> etree._Element:
     return document.getroot()
 
 
-def test_a_good_drill_pings_success_and_keeps_the_lab_on_a_lease(drill_env, hypervisor, exits) -> None:
+def test_a_good_drill_pings_success_and_keeps_the_lab_on_a_lease(drill_env, hypervisor, exits, browser) -> None:
     with recording_http_server() as server:
         path = plan(drill_env, "good", server, points="random 2 from the last 24 hours", keep={"lease": "1h"})
         result = labmgr("run", str(path))
@@ -89,11 +92,21 @@ def test_a_good_drill_pings_success_and_keeps_the_lab_on_a_lease(drill_env, hype
         assert result.returncode == 0, result.stdout + result.stderr
         assert paths_of(server) == ["/ping/abc/start", "/ping/abc"]          # no webhook on success
     assert "kept for people until" in result.stderr
+    assert re.search(r"^RTO .* against 2h: met, .* to spare$", result.stdout, re.M), result.stdout
+    assert re.search(r"^RPO 1h\b.* against 3h: met", result.stdout, re.M), result.stdout
     assert valid_junit(drill_env / "good.xml").find(".//failure") is None
-    assert "labmgr_drill_success" in (drill_env / "good.prom").read_text()
+    metrics = (drill_env / "good.prom").read_text()
+    assert "labmgr_drill_success" in metrics and 'labmgr_objective_met{environment="lmt-run",objective="rpo"} 1.0' in metrics
     report = (drill_env / "reports" / "lmt-run-good.md").read_text()
     assert report.count("sessions @") == 2                                  # two points restored
-    assert (drill_env / "reports" / "lmt-run-good.html").is_file()
+    assert report.startswith("# DR drill report") and "> **PROVEN: 2 points in time restored" in report
+    # the auditor's page of this real drill: verdict on the first screen, charts drawn, and its PDF
+    seen = open_report(browser, drill_env / "reports" / "lmt-run-good.html")
+    assert banner_in_first_screen(seen), seen
+    assert "PROVEN: 2 points in time restored" in browser.find_element("id", "verdict").text
+    assert {"chart-grid", "chart-rto"} <= {c[0] for c in seen["charts"]}, seen["charts"]
+    assert all(w > 250 and h > 100 for _, _, _, w, h in seen["charts"]) and all(n > 0 for _, n in seen["images"])
+    assert (drill_env / "reports" / "lmt-run-good.pdf").read_bytes().startswith(b"%PDF-")
     # the lease: gc --expired leaves it while the lease runs, removes it once it has ended
     assert labmgr("lab", "gc", "--expired").returncode == 0 and leftovers(hypervisor, "lmt-run-good")
     record = records.load("lmt-run-good")
@@ -105,14 +118,23 @@ def test_a_good_drill_pings_success_and_keeps_the_lab_on_a_lease(drill_env, hype
 
 def test_a_failing_probe_pings_fail_and_the_webhook(drill_env, hypervisor, exits) -> None:
     with recording_http_server() as server:
-        path = plan(drill_env, "bad", server, probes="bad-probes.yaml")
+        path = plan(drill_env, "bad", server, probes="bad-probes.yaml", objectives={"rto": "1s"})
         result = labmgr("run", str(path))
         exits.append(result.returncode)
-        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.returncode == 1, result.stdout + result.stderr   # the failed probe's code, not 3
         assert paths_of(server) == ["/ping/abc/start", "/hook", "/ping/abc/fail"]
         hook = json.loads(server.requests[1]["body"])
     assert hook["exit_code"] == 1 and "session-file" in json.dumps(hook)
-    assert valid_junit(drill_env / "bad.xml").find(".//failure") is not None
+    # the plan's RTO overrides the spec's; the spec's RPO stays, not measured (no point passed its probes)
+    assert [(o["name"], o["met"], o["target_seconds"]) for o in hook["objectives"]] == [
+        ("rto", False, 1), ("rpo", False, 10800)]
+    junit = valid_junit(drill_env / "bad.xml")
+    assert junit.find(".//failure") is not None and junit.find(".//testcase[@name='rto']/failure") is not None
+    metrics = (drill_env / "bad.prom").read_text()
+    assert 'labmgr_objective_met{environment="lmt-run",objective="rto"} 0.0' in metrics
+    report = (drill_env / "reports" / "lmt-run-bad.md").read_text()
+    assert "> **NOT PROVEN: 1 problem; 1 point in time restored, 0 of 1 probes passed**" in report, report
+    assert "> - session-file on app at " in report and re.search(r"> RTO .* against 1 s: MISSED by", report)
     assert leftovers(hypervisor, "lmt-run-bad") == []                        # not kept: removed
 
 
@@ -134,6 +156,8 @@ def test_history_shows_the_trend(drill_env, exits) -> None:
         exits.append(labmgr("run", str(plan(drill_env, "history", server, snapshot="20000101T000000Z"))).returncode)
     result = labmgr("history", str(drill_env / "lmt-run.yaml"))
     assert f"{len(exits)} drills, {100 * exits.count(0) / len(exits):.0f}% passed" in result.stdout, result.stdout
+    judged = len(exits) - exits.count(2)            # a drill that could not run is judged against nothing
+    assert (f"RTO objective met in {exits.count(0)} of {judged} drills" in result.stdout) == bool(judged), result.stdout
     # exit 1 when no drill ever passed (the last good drill is too old, or never happened)
     assert result.returncode == (0 if 0 in exits else 1), result.stdout + result.stderr
 

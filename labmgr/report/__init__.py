@@ -72,11 +72,12 @@ def pictures(evidence: LabEvidence, row_counts: dict | None = None) -> dict[str,
     probes = list(dict.fromkeys(f"{r.name} ({r.server})" for run in runs.values() for r in run.results))
     status = {(f"{r.name} ({r.server})", point): "pass" if r.passed else "fail" if r.severity == "critical"
               else "warn" for point, run in runs.items() for r in run.results}
-    drills = [(d.started_at, d.stages) for d in evidence.drills[-TREND_DRILLS:] if d.stages]
+    shown = [d for d in evidence.drills[-TREND_DRILLS:] if d.stages]
+    drills = [(d.started_at, d.stages) for d in shown]
     drill = evidence.drill
     objective = (drill.objectives if drill and drill.objectives else evidence.objectives).get("rto")
     drawn = {"grid": charts.probe_grid_svg(points, probes, status),
-             "rto": charts.rto_trend_svg(drills, objective),
+             "rto": charts.rto_trend_svg(drills, objective, {i for i, d in enumerate(shown) if d.exit_code}),
              "rows": charts.row_counts_svg(row_counts or {})}
     return {name: Markup(svg) for name, svg in drawn.items() if svg}
 

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 STAGES = ("capture", "clone", "boot", "inject", "restore", "probes")     # a drill's RTO, in order
-STAGE_COLOURS = ("#8e8cd8", "#5c9bd5", "#4a7ab5", "#f0a35e", "#e07b39", "#6aaa64")
+STAGE_COLOURS = ("#9e9e9e", "#8e8cd8", "#5c9bd5", "#f0c05e", "#e07b39", "#6aaa64")   # one per stage, fixed
 STATUS_COLOURS = {"none": "#e0e0e0", "pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828"}
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "labmgr", "font.family": "sans-serif", "font.size": 9,
           "axes.spines.top": False, "axes.spines.right": False}
@@ -48,9 +48,10 @@ def probe_grid_svg(points: list[str], probes: list[str], status: dict[tuple[str,
         return _svg(figure, "grid", "Heat map of probe results per point in time restored")
 
 
-def rto_trend_svg(drills: list[tuple[str, dict[str, float]]], objective: float | None = None) -> str:
+def rto_trend_svg(drills: list[tuple[str, dict[str, float]]], objective: float | None = None,
+                  failed: set[int] | None = None) -> str:
     """The RTO of past drills as stacked bars, one per drill (its start, its stage seconds), with the
-    RTO objective as a dashed line."""
+    RTO objective as a dashed line; the drills at the indexes ``failed`` have their date in red."""
     if not drills:
         return ""
     names = [s for s in STAGES if any(s in stages for _, stages in drills)]
@@ -60,18 +61,22 @@ def rto_trend_svg(drills: list[tuple[str, dict[str, float]]], objective: float |
         axes = figure.add_subplot()
         positions = range(len(drills))
         bottom = [0.0] * len(drills)
-        for index, stage in enumerate(names):
+        for stage in names:
             heights = [stages.get(stage, 0.0) / 60 for _, stages in drills]
             axes.bar(positions, heights, bottom=bottom, label=stage, width=0.7,
-                     color=STAGE_COLOURS[index % len(STAGE_COLOURS)])
+                     color=STAGE_COLOURS[STAGES.index(stage)] if stage in STAGES else "#cccccc")
             bottom = [b + h for b, h in zip(bottom, heights)]
         if objective:
             axes.axhline(objective / 60, color="#c62828", linestyle="--", linewidth=1.2,
                          label=f"RTO objective ({objective / 60:g} min)")
         axes.set_xticks(list(positions), [_short(started) for started, _ in drills],
                         rotation=60 if len(drills) > 4 else 0, ha="right" if len(drills) > 4 else "center")
+        for index, label in enumerate(axes.get_xticklabels()):
+            if index in (failed or set()):
+                label.set_color(STATUS_COLOURS["fail"])
         axes.set_ylabel("minutes")
-        axes.set_title("RTO of each drill, by stage", loc="left")
+        axes.set_title("RTO of each drill, by stage" + (" (failed drills' dates in red)" if failed else ""),
+                       loc="left")
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
         return _svg(figure, "rto", "Stacked bars of each drill's stage times")
 

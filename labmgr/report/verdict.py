@@ -9,8 +9,6 @@ that drill (judged when it ran) or else from the spec, judged here on what the l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-
 from ..history import LabEvidence, ProbeRun
 from ..objectives import Judged, judge
 from ..timeparse import parse_point
@@ -68,19 +66,16 @@ def verdict_of(evidence: LabEvidence) -> Verdict:
 
 
 def _judged_here(evidence: LabEvidence, runs: dict[str, ProbeRun]) -> list[Judged]:
-    """The spec's objectives for a lab no drill made: RTO = lab up + restores + probe runs; RPO = lab
-    created minus the oldest dump of the newest restored point whose probes passed."""
+    """The spec's objectives for a lab no drill made: RTO = lab up + restores + probe runs; RPO = when
+    the newest point whose probes passed was restored, minus its oldest dump."""
     if not evidence.objectives:
         return []
     rto = sum(evidence.timings.values()) + sum(sum(r.seconds.values()) for r in evidence.restores) + sum(
-        (_moment(run.finished_at) - _moment(run.started_at)).total_seconds() for run in evidence.runs)
-    proven = [min(_moment(t) for t in r.dumps.values()) for r in evidence.restores
+        (parse_point(run.finished_at) - parse_point(run.started_at)).total_seconds() for run in evidence.runs)
+    proven = [(min(parse_point(t) for t in r.dumps.values()), parse_point(r.restored_at)) for r in evidence.restores
               if r.dumps and r.point in runs and runs[r.point].exit_code == 0]
     rpo = None
-    if proven and evidence.created_at:
-        rpo = max(0.0, (_moment(evidence.created_at) - max(proven)).total_seconds())
+    if proven:
+        oldest, restored = max(proven)
+        rpo = max(0.0, (restored - oldest).total_seconds())
     return judge(evidence.objectives, rto, rpo)
-
-
-def _moment(text: str) -> datetime:
-    return parse_point(text)
