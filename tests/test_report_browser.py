@@ -79,5 +79,7 @@ def test_without_chromium_the_pdf_is_one_error_line(tmp_path, monkeypatch) -> No
     drilled(tmp_path)
     monkeypatch.setenv("LABMGR_CHROMIUM", "no-such-browser")
     result = labmgr("report", LAB, "--spec", str(tmp_path / "shop.yaml"), "--pdf", str(tmp_path / "x.pdf"))
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no Chromium" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("labmgr: error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "no Chromium" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.pdf").exists()

@@ -20,6 +20,7 @@ from ..atomic import atomic_write
 from ..history import LabEvidence
 from ..objectives import format_duration
 from . import charts
+from .pdf import html_to_pdf
 from .verdict import latest_runs, verdict_of
 
 FORMATS = ("md", "html", "pdf")
@@ -51,8 +52,6 @@ def render_report(evidence: LabEvidence, fmt: str, generated_at: str,
 def write_reports(evidence: LabEvidence, stem: Path, formats: list[str], generated_at: str) -> list[Path]:
     """``stem``.md, .html, .pdf as asked; the PDF is the HTML page printed (it comes last: a
     machine without Chromium still gets the others before the error)."""
-    from .pdf import html_to_pdf
-
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in sorted(formats, key=FORMATS.index):
