@@ -53,13 +53,15 @@ def write_reports(evidence: LabEvidence, stem: Path, formats: list[str], generat
     """``stem``.md, .html, .pdf as asked; the PDF is the HTML page printed (it comes last: a
     machine without Chromium still gets the others before the error)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, pages = [], {}
     for fmt in sorted(formats, key=FORMATS.index):
         path = stem.with_name(f"{stem.name}.{fmt}")
+        page = pages.get(fmt) or render_report(evidence, "html" if fmt == "pdf" else fmt, generated_at)
+        pages["pdf" if fmt == "html" else fmt] = page          # the PDF prints the HTML just written
         if fmt == "pdf":
-            html_to_pdf(render_report(evidence, "html", generated_at), path)
+            html_to_pdf(page, path)
         else:
-            atomic_write(path, render_report(evidence, fmt, generated_at))
+            atomic_write(path, page)
         written.append(path)
     return written
 
