@@ -138,6 +138,24 @@ def test_a_failing_probe_pings_fail_and_the_webhook(drill_env, hypervisor, exits
     assert leftovers(hypervisor, "lmt-run-bad") == []                        # not kept: removed
 
 
+def test_a_missed_objective_exits_3(drill_env, hypervisor, exits) -> None:
+    """Every probe passes, but the newest restored data is over an hour old: the RPO of 1m is missed."""
+    with recording_http_server() as server:
+        path = plan(drill_env, "late", server, objectives={"rpo": "1m"})
+        result = labmgr("run", str(path))
+        exits.append(result.returncode)
+        assert result.returncode == 3, result.stdout + result.stderr
+        assert paths_of(server) == ["/ping/abc/start", "/hook", "/ping/abc/fail"]
+        hook = json.loads(server.requests[1]["body"])
+    assert hook["exit_code"] == 3 and hook["text"].startswith("labmgr drill MISSED an objective") and not hook["failed_probes"]
+    assert re.search(r"^RPO 1h\b.* against 1m: MISSED by ", result.stdout, re.M), result.stdout
+    assert valid_junit(drill_env / "late.xml").find(".//testcase[@name='rpo']/failure").get("type") == "objective"
+    assert 'labmgr_drill_exit_code{environment="lmt-run"} 3.0' in (drill_env / "late.prom").read_text()
+    report = (drill_env / "reports" / "lmt-run-late.md").read_text()
+    assert "> **PROVEN, BUT AN OBJECTIVE WAS MISSED: 1 point in time restored, every critical probe passed**" in report
+    assert leftovers(hypervisor, "lmt-run-late") == []
+
+
 def test_a_drill_that_cannot_start_exits_2(drill_env, hypervisor, exits) -> None:
     with recording_http_server() as server:
         path = plan(drill_env, "broken", server, snapshot="20000101T000000Z")
@@ -157,7 +175,8 @@ def test_history_shows_the_trend(drill_env, exits) -> None:
     result = labmgr("history", str(drill_env / "lmt-run.yaml"))
     assert f"{len(exits)} drills, {100 * exits.count(0) / len(exits):.0f}% passed" in result.stdout, result.stdout
     judged = len(exits) - exits.count(2)            # a drill that could not run is judged against nothing
-    assert (f"RTO objective met in {exits.count(0)} of {judged} drills" in result.stdout) == bool(judged), result.stdout
+    met = exits.count(0) + exits.count(3)            # only the failing drill's plan asks an RTO of 1 s
+    assert (f"RTO objective met in {met} of {judged} drills" in result.stdout) == bool(judged), result.stdout
     # exit 1 when no drill ever passed (the last good drill is too old, or never happened)
     assert result.returncode == (0 if 0 in exits else 1), result.stdout + result.stderr
 
