@@ -1,7 +1,7 @@
 """The last clean hour, for real: YARA over dumps collected from a real guest,
 ``--at last-clean``, bisection and its contradiction, on one production VM and one lab.
 
-A production VM (the db test image) works for six simulated hours; its
+The shared production VM (conftest db_production) works for four simulated hours; its
 PostgreSQL database and its session files are collected after each hour. From
 hour ``BAD`` on, the day is damaged: an invoice is deleted (a gap the
 sequence_gaps probe sees) and a marker string is planted in a session file and
@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
@@ -27,7 +26,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import create_shop_database, labmgr, psql
+from helpers import APP_DATA, create_shop_database, fresh_db_production, labmgr, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lms-prod"
@@ -35,7 +34,7 @@ LAB = "lms-lab"
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
 HOURS = range(1, 5)
 BAD = 3
-SESSIONS = "/var/lib/app/sessions"
+SESSIONS = f"{APP_DATA}/sessions"
 MARKER = "LMS-RANSOM-NOTE-7f3a"
 RULES = 'rule ransom_note { strings: $a = "LMS-RANSOM-NOTE-7f3a" condition: $a }\n'
 PROBES = {"probes": [
@@ -54,43 +53,36 @@ def hour_of(point: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def day(hypervisor, db_image, tmp_path_factory):
-    """Production, its six hours of dumps (damaged from hour BAD on), and a spec for them."""
-    environment = prod.Production(prefix=PREFIX, network="10.151.0.0/24", gateway="10.151.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.151.0.11", "52:54:00:97:01:11", memory=768)])
-    prod.create(hypervisor, environment, db_image)
-    try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
-        create_shop_database(agent)
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
-                    "CREATE TABLE notes (body text)")
-        agent.run(["mkdir", "-p", SESSIONS])
-        directory = tmp_path_factory.mktemp("lms")
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [
-            {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-            {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
-        spec["dumps"] = {"store": str(directory / "store")}
-        spec_path = directory / f"{PREFIX}.yaml"
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        env = load_environment(spec_path)
-        for hour in HOURS:
-            stamp = T0 + timedelta(hours=hour)
-            first = (hour - 1) * 10 + 1
-            psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' "
-                        f"FROM generate_series({first}, {first + 9}) n")
-            body = f"user|s:5:\"u{hour}\";"
-            if hour == BAD:       # the damage: a lost invoice, a ransom note in a file and in the database
-                psql(agent, f"DELETE FROM invoices WHERE no = 15; INSERT INTO notes VALUES ('{MARKER}')")
-                body += MARKER
-            agent.run(["sh", "-c", f"printf '%s' '{body}' > {SESSIONS}/sess_h{hour}"])
-            result = collect(env, taken_at=stamp)
-            assert not result.failed, result.failed
-        (directory / "rules.yar").write_text(RULES)
-        (directory / "probes.yaml").write_text(yaml.safe_dump(PROBES, sort_keys=False))
-        yield env, spec_path, directory
-    finally:
-        prod.remove(hypervisor, environment)
+def day(hypervisor, db_production, tmp_path_factory):
+    """The shared db production, its four hours of dumps (damaged from hour BAD on), and a spec for them."""
+    agent, spec = fresh_db_production(hypervisor, db_production, PREFIX)
+    create_shop_database(agent)
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
+                "CREATE TABLE notes (body text)")
+    agent.run(["mkdir", "-p", SESSIONS])
+    directory = tmp_path_factory.mktemp("lms")
+    spec["servers"][0]["dumps"] = [
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
+    spec["dumps"] = {"store": str(directory / "store")}
+    spec_path = directory / f"{PREFIX}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(spec_path)
+    for hour in HOURS:
+        stamp = T0 + timedelta(hours=hour)
+        first = (hour - 1) * 10 + 1
+        psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' "
+                    f"FROM generate_series({first}, {first + 9}) n")
+        body = f"user|s:5:\"u{hour}\";"
+        if hour == BAD:       # the damage: a lost invoice, a ransom note in a file and in the database
+            psql(agent, f"DELETE FROM invoices WHERE no = 15; INSERT INTO notes VALUES ('{MARKER}')")
+            body += MARKER
+        agent.run(["sh", "-c", f"printf '%s' '{body}' > {SESSIONS}/sess_h{hour}"])
+        result = collect(env, taken_at=stamp)
+        assert not result.failed, result.failed
+    (directory / "rules.yar").write_text(RULES)
+    (directory / "probes.yaml").write_text(yaml.safe_dump(PROBES, sort_keys=False))
+    return env, spec_path, directory
 
 
 @pytest.fixture(scope="module")
