@@ -110,11 +110,19 @@ def report_of_the_lab(tmp_path) -> str:
     return (tmp_path / "report.md").read_text()
 
 
-def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
+@pytest.fixture(scope="module")
+def first_scan(day) -> dict:
+    """The day's first `dumps scan` (its JSON report): what the marker test reads, and what
+    --at last-clean needs, whichever of them runs first."""
     env, spec, directory = day
     result = labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"), "--json")
     assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_a_planted_marker_flags_exactly_its_hour_and_later(day, first_scan) -> None:
+    env, spec, directory = day
+    report = first_scan
     assert report["scanned"] == 2 * len(HOURS) and report["bytes"] > 0
     flagged = {(hour_of(d["taken_at"]), d["source"]): [(f["rule"], f["member"]) for f in d["findings"]]
                for d in report["dumps"] if not d["clean"]}
@@ -126,7 +134,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
     assert (again["scanned"], again["cached"]) == (0, 2 * len(HOURS))
 
 
-def test_last_clean_restores_the_hour_before_the_marker(day, lab) -> None:
+def test_last_clean_restores_the_hour_before_the_marker(day, first_scan, lab) -> None:
     record, agent = lab
     result = labmgr("lab", "restore", LAB, "--at", "last-clean")
     assert result.returncode == 0, result.stderr
