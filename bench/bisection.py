@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bisection.py [--quick] [--record]
 
-One production server of the db test image works for N hours (24, or BENCH_HOURS; --quick: 3)
+One production server of the db test image works for N hours (24, or BENCH_HOURS; --quick: 2,
+the fewest that still bisect: the newest hour bad, the search probing the one before)
 and its PostgreSQL database is collected after each hour; from hour K on an
 invoice is missing. In one lab of it: `bisect` with the sequence_gaps probe
 (restores, seconds), then a full sweep that restores and probes every hour,
@@ -43,7 +44,7 @@ from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-HOURS = 3 if BENCH.quick else int(os.environ.get("BENCH_HOURS", "24"))
+HOURS = 2 if BENCH.quick else int(os.environ.get("BENCH_HOURS", "24"))
 BAD = 2 if BENCH.quick else HOURS * 2 // 3 + 1
 T0 = datetime(2026, 1, 2, tzinfo=timezone.utc)
 LAB = "lmsbench-lab"

@@ -60,6 +60,21 @@ def production(hypervisor, base_image):
 
 
 @pytest.fixture(scope="session")
+def db_production(hypervisor, db_image):
+    """One running production server of the db image (PostgreSQL, MariaDB), booted once per run and
+    shared by the modules that need no more (test_restore, test_hunt, test_tui_real). Each module
+    starts with ``helpers.fresh_db_production`` (what any module before put in it removed) and names
+    its own environment, so its snapshots, dumps and labs are its own."""
+    environment = prod.Production(prefix="lmq-db", network="10.71.0.0/24", gateway="10.71.0.1", servers=[
+        prod.ProdServer("db", "db01.shop.test", "10.71.0.11", "52:54:00:71:00:11", memory=1024)])
+    try:        # a setup that fails half-way leaves no production either
+        prod.create(hypervisor, environment, db_image)
+        yield environment
+    finally:
+        prod.remove(hypervisor, environment)
+
+
+@pytest.fixture(scope="session")
 def spec_file(production, tmp_path_factory) -> Path:
     return production.write_spec(tmp_path_factory.mktemp("spec") / "lmt-prod.yaml")
 
@@ -106,7 +121,8 @@ def gateway_sentinel(production):
 # using any of them, directly or through another fixture, is a `libvirt` test
 # whatever its module says, so `pytest -m "not libvirt"` stays quick and needs no
 # root services (README: the quick check).
-NEEDS_LIBVIRT = {"hypervisor", "base_image", "db_image", "production", "spec_file", "gateway_sentinel",
+NEEDS_LIBVIRT = {"hypervisor", "base_image", "db_image", "production", "db_production", "spec_file",
+                 "gateway_sentinel",
                  "postgres_server", "mariadb_server", "sshd_server"}
 
 

@@ -56,18 +56,40 @@ def create_shop_database(agent) -> None:
     agent.run(["runuser", "-u", "postgres", "--", "createdb", "shop"])
 
 
-def invoicing_spec(hypervisor, environment, directory: Path):
+APP_DATA = "/var/lib/app"      # where the tests' productions keep files (sessions) to dump
+
+
+def fresh_db_production(hypervisor, environment, name: str):
+    """The shared db production (conftest's ``db_production``) as a module needs it: no 'shop' nor
+    'crm' database, no APP_DATA, no authorised SSH key, whatever a module before left there; and its spec under the
+    module's own environment ``name`` (its snapshots and dumps its own). (agent, spec dict)."""
+    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
+    wait_until_ready(agent, "pg_isready -q")
+    agent.run(["runuser", "-u", "postgres", "--", "dropdb", "--if-exists", "shop"])
+    wait_until_ready(agent, "mariadb-admin ping")
+    agent.run(["mariadb", "-e", "DROP DATABASE IF EXISTS crm"])
+    agent.run(["rm", "-rf", APP_DATA, "/root/.ssh/authorized_keys"])
+    spec = environment.spec()
+    spec["name"] = name
+    return agent, spec
+
+
+def invoicing_spec(hypervisor, environment, directory: Path, name: str | None = None):
     """Production's db (its first server) gets a 'shop' database with an invoices table; the spec,
-    written to ``directory``, collects it through the agent into a store there. (agent, spec path)."""
+    written to ``directory``, collects it through the agent into a store there. (agent, spec path).
+    With ``name``: production is the shared db production, emptied first, and the environment is ``name``."""
     import yaml
 
-    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+    if name:
+        agent, spec = fresh_db_production(hypervisor, environment, name)
+    else:
+        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+        spec = environment.spec()
     create_shop_database(agent)
     psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-    spec = environment.spec()
     spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
     spec["dumps"] = {"store": str(directory / "store")}
-    spec_path = directory / f"{environment.prefix}.yaml"
+    spec_path = directory / f"{spec['name']}.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return agent, spec_path
 
@@ -126,7 +148,8 @@ def recording_http_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.requests = []
     server.statuses = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: 0.05 s, not the default 0.5 s after every test
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:

@@ -59,7 +59,7 @@ class App(BaseHTTPRequestHandler):
 def application():
     web = ThreadingHTTPServer(("127.0.0.1", 0), App)
     web.seen = []
-    threading.Thread(target=web.serve_forever, daemon=True).start()
+    threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def echo(connection) -> None:
         for message in connection:

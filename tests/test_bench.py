@@ -6,6 +6,11 @@ tests); what is checked: the bench exits 0, prints one row per figure, and
 every figure's key has a value recorded in docs/benchmarks.md (a renamed or
 new figure must be recorded: `bench/NAME.py --record`). A bench that needs
 libvirt, QEMU or root services says `NEEDS_LIBVIRT = True`.
+
+The libvirt benches' quick runs start together, two at a time, when the first of
+them is tested (each has its own production, prefix and network; one TCG guest
+keeps about one core busy, so two share the machine's two cores instead of
+waiting in line). Only the benches whose tests were selected run.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,9 +31,30 @@ sys.path.insert(0, str(REPO / "bench"))
 from _common import recorded  # noqa: E402
 
 
+PARALLEL = 2          # libvirt benches at once: the machine's two cores
+
+
+def needs_libvirt(path: Path) -> bool:
+    return bool(re.search(r"^NEEDS_LIBVIRT = True\b", path.read_text(), re.M))
+
+
 def bench_param(path: Path):
-    needs_libvirt = re.search(r"^NEEDS_LIBVIRT = True\b", path.read_text(), re.M)
-    return pytest.param(path, id=path.stem, marks=[pytest.mark.libvirt] if needs_libvirt else [])
+    return pytest.param(path, id=path.stem, marks=[pytest.mark.libvirt] if needs_libvirt(path) else [])
+
+
+def quick_run(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(path), "--quick"], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def libvirt_runs(request):
+    """The quick runs of the selected libvirt benches, started together (PARALLEL at a time)."""
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if item.module is request.module and hasattr(item, "callspec")]
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        runs: dict[Path, Future] = {path: pool.submit(quick_run, path) for path in selected if needs_libvirt(path)}
+        yield runs
 
 
 def printed_figures(stdout: str, name: str) -> list[str]:
@@ -38,9 +65,9 @@ def printed_figures(stdout: str, name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("path", [bench_param(p) for p in BENCHES])
-def test_bench_quick_mode_runs_and_prints_its_figures(path: Path):
-    done = subprocess.run([sys.executable, str(path), "--quick"], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=1200)
+def test_bench_quick_mode_runs_and_prints_its_figures(path: Path, request):
+    done = (request.getfixturevalue("libvirt_runs")[path].result() if needs_libvirt(path)
+            else quick_run(path))
     assert done.returncode == 0, f"{path.name} --quick failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     keys = printed_figures(done.stdout, path.stem)
     assert keys, f"{path.name} printed no figures:\n{done.stdout}"

@@ -1,7 +1,7 @@
 """The last clean hour, for real: YARA over dumps collected from a real guest,
 ``--at last-clean``, bisection and its contradiction, on one production VM and one lab.
 
-A production VM (the db test image) works for six simulated hours; its
+The shared production VM (conftest db_production) works for four simulated hours; its
 PostgreSQL database and its session files are collected after each hour. From
 hour ``BAD`` on, the day is damaged: an invoice is deleted (a gap the
 sequence_gaps probe sees) and a marker string is planted in a session file and
@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
@@ -27,7 +26,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import create_shop_database, labmgr, psql
+from helpers import APP_DATA, create_shop_database, fresh_db_production, labmgr, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lms-prod"
@@ -35,7 +34,7 @@ LAB = "lms-lab"
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)
 HOURS = range(1, 5)
 BAD = 3
-SESSIONS = "/var/lib/app/sessions"
+SESSIONS = f"{APP_DATA}/sessions"
 MARKER = "LMS-RANSOM-NOTE-7f3a"
 RULES = 'rule ransom_note { strings: $a = "LMS-RANSOM-NOTE-7f3a" condition: $a }\n'
 PROBES = {"probes": [
@@ -54,43 +53,36 @@ def hour_of(point: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def day(hypervisor, db_image, tmp_path_factory):
-    """Production, its six hours of dumps (damaged from hour BAD on), and a spec for them."""
-    environment = prod.Production(prefix=PREFIX, network="10.151.0.0/24", gateway="10.151.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.151.0.11", "52:54:00:97:01:11", memory=768)])
-    prod.create(hypervisor, environment, db_image)
-    try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=300)
-        create_shop_database(agent)
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
-                    "CREATE TABLE notes (body text)")
-        agent.run(["mkdir", "-p", SESSIONS])
-        directory = tmp_path_factory.mktemp("lms")
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [
-            {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-            {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
-        spec["dumps"] = {"store": str(directory / "store")}
-        spec_path = directory / f"{PREFIX}.yaml"
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        env = load_environment(spec_path)
-        for hour in HOURS:
-            stamp = T0 + timedelta(hours=hour)
-            first = (hour - 1) * 10 + 1
-            psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' "
-                        f"FROM generate_series({first}, {first + 9}) n")
-            body = f"user|s:5:\"u{hour}\";"
-            if hour == BAD:       # the damage: a lost invoice, a ransom note in a file and in the database
-                psql(agent, f"DELETE FROM invoices WHERE no = 15; INSERT INTO notes VALUES ('{MARKER}')")
-                body += MARKER
-            agent.run(["sh", "-c", f"printf '%s' '{body}' > {SESSIONS}/sess_h{hour}"])
-            result = collect(env, taken_at=stamp)
-            assert not result.failed, result.failed
-        (directory / "rules.yar").write_text(RULES)
-        (directory / "probes.yaml").write_text(yaml.safe_dump(PROBES, sort_keys=False))
-        yield env, spec_path, directory
-    finally:
-        prod.remove(hypervisor, environment)
+def day(hypervisor, db_production, tmp_path_factory):
+    """The shared db production, its four hours of dumps (damaged from hour BAD on), and a spec for them."""
+    agent, spec = fresh_db_production(hypervisor, db_production, PREFIX)
+    create_shop_database(agent)
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL);"
+                "CREATE TABLE notes (body text)")
+    agent.run(["mkdir", "-p", SESSIONS])
+    directory = tmp_path_factory.mktemp("lms")
+    spec["servers"][0]["dumps"] = [
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
+    spec["dumps"] = {"store": str(directory / "store")}
+    spec_path = directory / f"{PREFIX}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(spec_path)
+    for hour in HOURS:
+        stamp = T0 + timedelta(hours=hour)
+        first = (hour - 1) * 10 + 1
+        psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' "
+                    f"FROM generate_series({first}, {first + 9}) n")
+        body = f"user|s:5:\"u{hour}\";"
+        if hour == BAD:       # the damage: a lost invoice, a ransom note in a file and in the database
+            psql(agent, f"DELETE FROM invoices WHERE no = 15; INSERT INTO notes VALUES ('{MARKER}')")
+            body += MARKER
+        agent.run(["sh", "-c", f"printf '%s' '{body}' > {SESSIONS}/sess_h{hour}"])
+        result = collect(env, taken_at=stamp)
+        assert not result.failed, result.failed
+    (directory / "rules.yar").write_text(RULES)
+    (directory / "probes.yaml").write_text(yaml.safe_dump(PROBES, sort_keys=False))
+    return env, spec_path, directory
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +110,19 @@ def report_of_the_lab(tmp_path) -> str:
     return (tmp_path / "report.md").read_text()
 
 
-def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
+@pytest.fixture(scope="module")
+def first_scan(day) -> dict:
+    """The day's first `dumps scan` (its JSON report): what the marker test reads, and what
+    --at last-clean needs, whichever of them runs first."""
     env, spec, directory = day
     result = labmgr("dumps", "scan", str(spec), "--rules", str(directory / "rules.yar"), "--json")
     assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_a_planted_marker_flags_exactly_its_hour_and_later(day, first_scan) -> None:
+    env, spec, directory = day
+    report = first_scan
     assert report["scanned"] == 2 * len(HOURS) and report["bytes"] > 0
     flagged = {(hour_of(d["taken_at"]), d["source"]): [(f["rule"], f["member"]) for f in d["findings"]]
                for d in report["dumps"] if not d["clean"]}
@@ -134,7 +134,7 @@ def test_a_planted_marker_flags_exactly_its_hour_and_later(day) -> None:
     assert (again["scanned"], again["cached"]) == (0, 2 * len(HOURS))
 
 
-def test_last_clean_restores_the_hour_before_the_marker(day, lab) -> None:
+def test_last_clean_restores_the_hour_before_the_marker(day, first_scan, lab) -> None:
     record, agent = lab
     result = labmgr("lab", "restore", LAB, "--at", "last-clean")
     assert result.returncode == 0, result.stderr

@@ -11,6 +11,7 @@ test itself looks at the real files to check where they went.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import socket
@@ -24,12 +25,11 @@ import pytest
 import yaml
 
 from labmgr import paths
-from labmgr.demo import production as prod
 from labmgr.lab.hypervisors import forget_hypervisor
 from labmgr.timeparse import format_point
 
 from dbservers import keygen, running_sshd
-from helpers import REPO, create_shop_database, leftovers, one_line_error, psql
+from helpers import REPO, create_shop_database, fresh_db_production, leftovers, one_line_error, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lmt-rm"
@@ -86,29 +86,23 @@ def ok(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def remote_production(hv, hypervisor, db_image, tmp_path_factory):
-    """A one-server production with PostgreSQL, behind the remote URI; the lab servers' SSH key
+def remote_production(hv, hypervisor, db_production, tmp_path_factory):
+    """The shared db production with PostgreSQL, behind the remote URI; the lab servers' SSH key
     is authorised in it as an administrator would have done."""
-    environment = prod.Production(prefix=f"{PREFIX}-prod", network="10.86.0.0/24", gateway="10.86.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.86.0.11", "52:54:00:86:00:11", memory=1024)])
-    prod.create(hypervisor, environment, db_image)
-    try:        # a setup that fails half-way leaves no production either
-        keys = tmp_path_factory.mktemp("lab-keys")
-        lab_key = keygen(keys / "id_ed25519", "lmt-rm-user")
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        agent.run(["sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"],
-                  stdin=Path(f"{lab_key}.pub").read_bytes())
-        create_shop_database(agent)
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY)")
-        spec = environment.spec()
-        spec["hypervisor"] = [{"uri": hv["uri"], "storage": str(hv["storage"])}]
-        spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
-        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-        path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        yield {"spec": path, "agent": agent, "lab_key": lab_key, "keys": keys, "env": environment}
-    finally:
-        prod.remove(hypervisor, environment)
+    agent, spec = fresh_db_production(hypervisor, db_production, f"{PREFIX}-prod")
+    keys = tmp_path_factory.mktemp("lab-keys")
+    lab_key = keygen(keys / "id_ed25519", "lmt-rm-user")
+    agent.run(["sh", "-c", "mkdir -p -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys"],
+              stdin=Path(f"{lab_key}.pub").read_bytes())
+    create_shop_database(agent)
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY)")
+    spec["hypervisor"] = [{"uri": hv["uri"], "storage": str(hv["storage"])}]
+    spec["servers"][0]["dumps"] = [{"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"}]
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+    path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    yield {"spec": path, "agent": agent, "lab_key": lab_key, "keys": keys, "env": db_production}
+    agent.run(["rm", "-f", "/root/.ssh/authorized_keys"])
 
 
 def count_invoices_over_ssh(hv, production) -> subprocess.CompletedProcess:
@@ -181,7 +175,8 @@ def test_the_whole_round_trip_goes_through_ssh(hv, hypervisor, remote_production
     assert logged_in.stdout.split() == ["db01.shop.test", "10"]
     assert ssh_banner_through_forward(hv).startswith("SSH-2.0-OpenSSH")
     shown = ok(remote_labmgr(hv, "lab", "show", LAB))
-    assert "door: open (10.86.0.254/24 in lan)" in shown and f"on qemu+ssh://root@127.0.0.1:{hv['server'].port}" in shown
+    door = ipaddress.ip_network(remote_production["env"].network)[254]
+    assert f"door: open ({door}/24 in lan)" in shown and f"on qemu+ssh://root@127.0.0.1:{hv['server'].port}" in shown
     listed = ok(remote_labmgr(hv, "lab", "list"))
     line = next(line for line in listed.splitlines() if line.startswith(LAB))
     assert "up" in line and "1/1 running" in line and f"127.0.0.1:{hv['server'].port}/system" in line

@@ -1,6 +1,6 @@
 """Point-in-time restore in a running lab, with real PostgreSQL, MariaDB and session files.
 
-A production VM (the db test image) gets data hour by hour; after each hour its
+The shared production VM (conftest db_production) gets data hour by hour; after each hour its
 dumps are collected through the guest agent, stamped with that simulated hour.
 A lab cloned once is then switched between hours and must show exactly that
 hour's data; broken dumps, failing restores and a silent agent leave it where it was.
@@ -18,7 +18,6 @@ import pyrage
 import pytest
 import yaml
 
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from labmgr.dumps.media import MediaFile
@@ -32,13 +31,13 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import create_shop_database, labmgr, one_line_error, psql, wait_until_ready
+from helpers import APP_DATA, create_shop_database, fresh_db_production, labmgr, one_line_error, psql
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-r"
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 HOURS = (1, 2, 3)
-SESSIONS = "/var/lib/app/sessions"
+SESSIONS = f"{APP_DATA}/sessions"
 
 
 def mariadb(agent, sql: str) -> str:
@@ -46,35 +45,28 @@ def mariadb(agent, sql: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def dbprod(hypervisor, db_image, tmp_path_factory):
-    environment = prod.Production(prefix="lmt-dbp", network="10.81.0.0/24", gateway="10.81.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.81.0.11", "52:54:00:81:00:11", memory=1024)])
-    prod.create(hypervisor, environment, db_image)
-    try:        # a setup that fails half-way leaves no production either
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        create_shop_database(agent)
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-        wait_until_ready(agent, "mariadb-admin ping")
-        agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
-        agent.run(["mkdir", "-p", SESSIONS])
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [
-            {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-            {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
-            {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
-        ]
-        # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
-        keys = tmp_path_factory.mktemp("keys")
-        identity = pyrage.x25519.Identity.generate()
-        (keys / "age.key").write_text(f"{identity}\n")
-        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store")),
-                         "encryption": {"recipients": [str(identity.to_public())],
-                                        "identity_file": str(keys / "age.key")}}
-        path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        yield environment, path, agent
-    finally:
-        prod.remove(hypervisor, environment)
+def dbprod(hypervisor, db_production, tmp_path_factory):
+    """The shared db production with a 'shop' and a 'crm' database and a sessions folder, all empty."""
+    agent, spec = fresh_db_production(hypervisor, db_production, "lmt-dbp")
+    create_shop_database(agent)
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+    agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
+    agent.run(["mkdir", "-p", SESSIONS])
+    spec["servers"][0]["dumps"] = [
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
+    ]
+    # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
+    keys = tmp_path_factory.mktemp("keys")
+    identity = pyrage.x25519.Identity.generate()
+    (keys / "age.key").write_text(f"{identity}\n")
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store")),
+                     "encryption": {"recipients": [str(identity.to_public())],
+                                    "identity_file": str(keys / "age.key")}}
+    path = tmp_path_factory.mktemp("spec") / "lmt-dbp.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return db_production, path, agent
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The real TUI in tmux against a real lab: move to an hour, Enter, read the probe verdict off the screen.
 
-Production is one PostgreSQL VM (the db test image) with two collected hours
+Production is the shared PostgreSQL VM (conftest db_production) with two collected hours
 of invoices; a lab of it; a probe file. ``labmgr tui SPEC --lab LAB --probes
 FILE`` runs in a detached tmux session; keys go in with send-keys and the
 screen comes out with capture-pane, as a person would see it.
@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from labmgr import paths
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
@@ -44,35 +43,29 @@ PROBES = {"probes": [
 
 
 @pytest.fixture(scope="module")
-def real_lab(hypervisor, db_image, tmp_path_factory):
-    """Production with invoices collected at 07:00 (10) and 08:00 (20); a lab of it; the probe file."""
-    environment = prod.Production(prefix=PREFIX, network="10.84.0.0/24", gateway="10.84.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.84.0.11", "52:54:00:84:00:11", memory=1024)])
-    prod.create(hypervisor, environment, db_image)
+def real_lab(hypervisor, db_production, tmp_path_factory):
+    """The shared db production with invoices collected at 07:00 (10) and 08:00 (20); a lab of it; the probe file."""
+    agent, spec_path = invoicing_spec(hypervisor, db_production, tmp_path_factory.mktemp("production"), name=PREFIX)
+    env = load_environment(spec_path)
+    for hour in (1, 2):
+        stamp = T0 + timedelta(hours=hour)
+        first = (hour - 1) * 10 + 1
+        psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, "
+                    f"{first + 9}) n")
+        assert not collect(env, taken_at=stamp).failed
+    taken = capture(env)
     try:
-        agent, spec_path = invoicing_spec(hypervisor, environment, tmp_path_factory.mktemp("production"))
-        env = load_environment(spec_path)
-        for hour in (1, 2):
-            stamp = T0 + timedelta(hours=hour)
-            first = (hour - 1) * 10 + 1
-            psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, "
-                        f"{first + 9}) n")
-            assert not collect(env, taken_at=stamp).failed
-        taken = capture(env)
+        lab_up(env, spec_path, name=LAB)
         try:
-            lab_up(env, spec_path, name=LAB)
-            try:
-                probes = tmp_path_factory.mktemp("lmt-tui-probes") / "probes.yaml"
-                probes.write_text(yaml.safe_dump(PROBES, sort_keys=False))
-                yield spec_path, probes
-            finally:
-                lab_down(LAB, hypervisor_uri="qemu:///system")
+            probes = tmp_path_factory.mktemp("lmt-tui-probes") / "probes.yaml"
+            probes.write_text(yaml.safe_dump(PROBES, sort_keys=False))
+            yield spec_path, probes
         finally:
-            delete_snapshot(env.name, taken.id)
-            with contextlib.suppress(OSError):
-                (paths.snapshots_dir() / env.name).rmdir()
+            lab_down(LAB, hypervisor_uri="qemu:///system")
     finally:
-        prod.remove(hypervisor, environment)
+        delete_snapshot(env.name, taken.id)
+        with contextlib.suppress(OSError):
+            (paths.snapshots_dir() / env.name).rmdir()
 
 
 def tmux(*args: str) -> str:

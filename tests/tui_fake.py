@@ -4,7 +4,8 @@
 labs, two days of hourly dumps, probe results, servers, sign-offs). A test
 changes the world, or passes ``handler(name, args)`` to answer a call itself
 (return ``NotImplemented`` to fall through) - to raise a core error, say.
-``delay`` makes chosen calls slow, as a slow hypervisor would; ``gates`` make a
+``slow`` makes chosen calls hang, as a slow hypervisor would, until the test
+``release``s them (no fixed sleep: the test decides when the core answers); ``gates`` make a
 restore or lab up stop half-way until the test opens the gate. Every call is
 recorded in ``calls``.
 """
@@ -12,7 +13,6 @@ recorded in ``calls``.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -92,28 +92,32 @@ class World:
 
 
 class FakeBackend:
-    def __init__(self, world: World | None = None, *, delay: dict[str, float] | None = None,
+    def __init__(self, world: World | None = None, *, slow: tuple[str, ...] = (),
                  handler: Callable[[str, tuple], Any] | None = None) -> None:
         self.world = world or World()
-        self.delay = delay or {}
+        self.slow = {name: threading.Event() for name in slow}   # name -> set by release(name)
         self.handler = handler
         self.calls: list[tuple[str, tuple]] = []
-        self.running: set[str] = set()                  # delayed calls not answered yet
+        self.running: set[str] = set()                  # slow calls not answered yet
         self.gates: dict[str, threading.Event] = {}     # name -> opened by the test
         self.reached: dict[str, threading.Event] = {}   # name -> set when the call waits at its gate
         self.exported: dict[Path, str] = {}
 
     def _enter(self, name: str, *args: Any) -> Any:
         self.calls.append((name, args))
-        if self.delay.get(name):
+        if name in self.slow:
             self.running.add(name)
-            time.sleep(self.delay[name])
+            assert self.slow[name].wait(60), f"the test never released the slow {name} call"
             self.running.discard(name)
         if self.handler is not None:
             answer = self.handler(name, args)
             if answer is not NotImplemented:
                 return answer
         return NotImplemented
+
+    def release(self, name: str) -> None:
+        """Let the slow call ``name`` answer (now and from now on)."""
+        self.slow[name].set()
 
     def gate(self, name: str) -> tuple[threading.Event, threading.Event]:
         """Make call ``name`` wait half-way; returns (reached, open)."""

@@ -73,13 +73,15 @@ def doctor(uri: str | None, spec: Path | None) -> int:
 
 # demo ------------------------------------------------------------------------
 @cli.group(invoke_without_command=True)
+@click.option("--hours", type=click.IntRange(min=3), default=24, show_default=True,
+              help="Length of the simulated day (at least 3: the bad hour has a good hour on each side).")
 @click.pass_context
-def demo(ctx: click.Context) -> None:
+def demo(ctx: click.Context, hours: int) -> None:
     """A small real production on this machine, a day of hourly dumps, and the drill on it (docs/demo.md)."""
     if ctx.invoked_subcommand is None:
         from ..demo.run import run_demo
 
-        run_demo(RichReporter(), click.echo)
+        run_demo(RichReporter(), click.echo, hours_count=hours)
 
 
 @demo.command("down")

@@ -4,8 +4,8 @@ The story, one timed stage at a time:
 
 1. image       the Debian guest image of examples/demo/recipe.yaml (cached after the first run)
 2. production  three linked clones of it on their own network, each set up for its role
-3. workload    24 simulated hours of invoices and logins, the dumps collected after each
-               hour; one hour's dump quietly misses an invoice
+3. workload    24 simulated hours (--hours) of invoices and logins, the dumps collected after
+               each hour; one hour's dump quietly misses an invoice
 4. drill       `labmgr run drill.yaml`: snapshot, lab, the newest hour restored, probes
 5. sweep       every hour restored in the lab and probed: the bad hour shows
 6. report      the DR-day report of the lab
@@ -41,12 +41,17 @@ from .sweep import sweep
 from .workdir import PLAN, PROBES, RECIPE, SPEC, copy_examples, source
 from .workload import run_day, simulated_hours, workload_server
 
-HOURS = 24
+HOURS = 24               # the simulated day; `labmgr demo --hours N` makes it shorter (the tests: 5)
 BAD_HOURS_AGO = 9        # the hour whose dump misses an invoice: good hours on both sides of it
 ACCELERATION = {"qemu": "TCG, software emulation", "kvm": "KVM"}
 
 
-def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> None:
+def bad_hours_ago(hours: int) -> int:
+    """How many hours before the newest the bad hour is: 9 in a whole day, the middle of a shorter one."""
+    return min(BAD_HOURS_AGO, (hours - 1) // 2)
+
+
+def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None, hours_count: int = HOURS) -> None:
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
     say("labmgr demo: a small production on this machine's libvirt, a day of hourly dumps, and the\n"
@@ -76,15 +81,16 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
         narrate.show_production(env, folder, say)
         stages.details["production"] = f"{len(env.servers)} servers booted and set up"
 
-        hours = simulated_hours(datetime.now(timezone.utc), HOURS)
+        hours = simulated_hours(datetime.now(timezone.utc), hours_count)
         client = workload_server(env, folder)
-        with stages.stage("workload", f"Workload: {HOURS} simulated hours of invoices and logins from "
+        with stages.stage("workload", f"Workload: {hours_count} simulated hours of invoices and logins from "
                                       f"{client}, the dumps collected after each hour (labmgr dumps "
                                       f"collect --taken-at HOUR); one hour's dump will quietly miss an "
                                       f"invoice"):
-            day = run_day(hypervisor, env, env.server(client).domain, hours, hours[-1 - BAD_HOURS_AGO], reporter)
+            bad_hour = hours[-1 - bad_hours_ago(hours_count)]
+            day = run_day(hypervisor, env, env.server(client).domain, hours, bad_hour, reporter)
         sources = sum(len(s.dumps) for s in env.servers)
-        stages.details["workload"] = f"{HOURS} hours, {HOURS * sources} dumps"
+        stages.details["workload"] = f"{hours_count} hours, {hours_count * sources} dumps"
 
     with stages.stage("drill", f"The drill (labmgr run {folder / PLAN}): snapshot of production, "
                                f"lab {plan.lab_name}, the newest hour restored, the probes"):
@@ -95,7 +101,7 @@ def run_demo(reporter: Reporter, say: Say, interactive: bool | None = None) -> N
         narrate.show_drill(summary, warnings, lab, say)
     stages.details["drill"] = ", ".join(f"{k} {v:.1f}" for k, v in summary.stages.items())
 
-    with stages.stage("sweep", f"The sweep: each of the {HOURS} hours restored in lab {lab} and probed, "
+    with stages.stage("sweep", f"The sweep: each of the {hours_count} hours restored in lab {lab} and probed, "
                                f"isolation aside (the newest hour passing says nothing about the others)"):
         verdicts = sweep(lab, env, folder / PROBES, hours, reporter, say)
     bad = [v for v in verdicts if not v.passed]
