@@ -230,3 +230,23 @@ def test_a_missing_or_wrong_key_is_one_clear_error(world, tmp_path) -> None:
     with pytest.raises(DumpError, match="cannot decrypt .* with gpg"):
         with open_record(record, None, crm.model_copy(update={"identity_file": other.key_file})) as plain:
             stream_bytes(plain)
+
+
+def test_the_drill_and_history_include_the_storage(world, tmp_path) -> None:
+    """A drill checks the storage before it touches a lab (here it then finds no snapshot: exit 2)."""
+    spec = world["spec"](world["reader"], name="lmo-drill")
+    (spec.parent / "probes.yaml").write_text(yaml.safe_dump({"probes": [
+        {"name": "db-port", "kind": "tcp", "server": "db", "port": 5432}]}))
+    plan = spec.parent / "drill.yaml"
+    plan.write_text(yaml.safe_dump({"environment": spec.name, "probes": "probes.yaml", "lab_name": "lmo-drill",
+                                    "snapshot": "20000101T000000Z",
+                                    "notify": {"junit": str(tmp_path / "drill.xml")}}))
+    drill = labmgr("run", str(plan))
+    assert drill.returncode == 2 and "environment lmo-drill has no snapshot" in drill.stderr, drill.stderr
+    junit = (tmp_path / "drill.xml").read_text()
+    assert "storage: " in junit          # a stage of the drill, timed like the others
+    shown = labmgr("history", str(spec))
+    assert "storage db/invoices at s3://lmo-plain/team/" in shown.stdout and "1 missing" in shown.stdout
+    assert "storage db/crm at s3://lmo-vault/" in shown.stdout and "cannot delete" in shown.stdout
+    assert "db/invoices: bucket versioning is never enabled" in shown.stderr
+    assert shown.returncode == 1

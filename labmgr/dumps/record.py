@@ -57,6 +57,12 @@ class DumpRecord:
         return self.origin is not None
 
     @property
+    def identity_key(self) -> str:
+        """What names these exact bytes (scan results are kept by it): the sha256 of a stored dump; a
+        located backup's origin and the checksum its storage gave."""
+        return self.sha256 or f"{self.origin}#{self.checksum}"
+
+    @property
     def encryption(self) -> str:
         return self.cipher or ("age" if self.encrypted else "none")
 
