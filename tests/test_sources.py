@@ -250,3 +250,29 @@ def test_the_drill_and_history_include_the_storage(world, tmp_path) -> None:
     assert "storage db/crm at s3://lmo-vault/" in shown.stdout and "cannot delete" in shown.stdout
     assert "db/invoices: bucket versioning is never enabled" in shown.stderr
     assert shown.returncode == 1
+
+
+def test_a_local_copy_only_with_cache(world, tmp_path) -> None:
+    spec = world["spec"](world["reader"], name="cached")
+    before = fingerprints(world)
+    index(load_environment(spec))
+    with store_for(load_environment(spec)) as store:
+        assert not (store.root / "cache").exists()          # indexing copies nothing
+    indexed = labmgr("dumps", "index", "--cache", str(spec))
+    assert indexed.returncode == 0, indexed.stderr
+    assert fingerprints(world) == before
+    # the copies are what a restore reads: keys that no longer work do not matter any more
+    broken = tmp_path / "broken.ini"
+    broken.write_text("[default]\naws_access_key_id = nobody\naws_secret_access_key = nothing\n")
+    offline = tmp_path / "offline.yaml"
+    offline.write_text(spec.read_text().replace(str(world["reader"]), str(broken)))
+    env = load_environment(offline)
+    sources = {s.name: s for server in env.servers for s in server.dumps}
+    with store_for(env) as store:
+        assert len([c for c in (store.root / "cache").rglob("*") if c.is_file()]) == 15
+        for record in store.catalog.list():
+            with store.open_plain(record, None, sources[record.source].backup) as plain:
+                hour = int((record.taken_at - T0).total_seconds() // 3600)
+                assert stream_bytes(plain) == content(record.source, hour)
+        index_again = labmgr("dumps", "index", str(offline))     # the broken keys are refused by S3 itself
+        assert "InvalidAccessKeyId" in one_line_error(index_again)

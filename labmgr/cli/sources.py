@@ -16,12 +16,13 @@ from .progress import RichReporter
 
 @dumps.command("index")
 @SPEC
-def dumps_index(spec: Path) -> int:
+@click.option("--cache", is_flag=True, help="also keep a local copy of each backup in the store")
+def dumps_index(spec: Path, cache: bool) -> int:
     """List every backup source's location (nothing copied, nothing written there) and put each
     backup whose name fits its template into the catalog. Exit status 1 when a backup was ignored."""
     from ..sources.index import index
 
-    results = index(load_environment(spec), RichReporter())
+    results = index(load_environment(spec), RichReporter(), cache=cache)
     for r in results:
         click.echo(f"{r.server}/{r.source} at {r.location}: {r.matched} backups, {len(r.added)} new, "
                    f"{r.unchanged} unchanged, {len(r.gone)} gone, {len(r.ignored)} ignored")

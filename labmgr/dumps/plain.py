@@ -29,17 +29,25 @@ from .streams import BLOCK
 
 
 @contextmanager
-def open_record(record: DumpRecord, identity_file: Path | None, backup=None) -> Iterator[BinaryIO]:
+def open_record(record: DumpRecord, identity_file: Path | None, backup=None,
+                cache_root: Path | None = None) -> Iterator[BinaryIO]:
     """``record``'s plaintext as a stream. A located backup (``record.origin``) is read where it is,
-    through ``backup`` (its spec ``BackupSource``), whose identity file decrypts it."""
+    through ``backup`` (its spec ``BackupSource``), whose identity file decrypts it; or from its
+    copy below ``cache_root`` when ``dumps index --cache`` made one."""
     with ExitStack() as stack:
         if record.located:
             if backup is None:
                 raise DumpError(f"{record.label} is a backup at {record.origin} and its source has no 'backup' "
                                 "section any more", hint="put it back in the spec, or run 'labmgr dumps index'")
-            from ..sources.locations import location_of     # S3 only when a backup is read
-            location = location_of(backup)
-            raw = stack.enter_context(location.open(location.name_of(record.origin), record.size, record.checksum))
+            from ..sources import cache, locations     # S3 only when a backup is read
+            copy = cache.cached(cache_root, record) if cache_root else None
+            if copy is not None:
+                md5 = record.checksum[4:] if (record.checksum or "").startswith("md5:") else None
+                raw = locations.VerifiedReader(stack.enter_context(open(copy, "rb")), md5, record.size, str(copy))
+            else:
+                location = locations.location_of(backup)
+                raw = stack.enter_context(location.open(location.name_of(record.origin), record.size,
+                                                        record.checksum))
             identity_file = backup.identity_file
         else:
             if not record.path.is_file():

@@ -162,7 +162,7 @@ class DumpStore:
     # reading ---------------------------------------------------------------
     def open_plain(self, record: DumpRecord, identity_file: Path | None = None, backup=None):
         """The dump's plaintext as a stream (``plain.open_record``), never written to disk."""
-        return plain.open_record(record, identity_file, backup)
+        return plain.open_record(record, identity_file, backup, cache_root=self.root)
 
     # removing --------------------------------------------------------------
     def delete(self, record: DumpRecord) -> None:

@@ -39,7 +39,9 @@ def backup_sources(env: Environment) -> list[tuple[str, DumpSource]]:
     return [(server.name, source) for server in env.servers for source in server.dumps if source.backup]
 
 
-def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None = None) -> list[SourceIndex]:
+def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None = None,
+          cache: bool = False) -> list[SourceIndex]:
+    """Index every backup source; with ``cache``, also copy each backup not yet cached into the store."""
     own = store is None
     store = store or store_for(env)
     try:
@@ -49,10 +51,23 @@ def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None
             for server, source in sources:
                 results.append(_index_source(store, server, source))
                 step.advance()
+        if cache:
+            _cache_all(env, store, reporter)
         return results
     finally:
         if own:
             store.close()
+
+
+def _cache_all(env: Environment, store: DumpStore, reporter: Reporter) -> None:
+    from . import cache
+    backups = {(server, source.name): source.backup for server, source in backup_sources(env)}
+    records = [r for r in store.catalog.list() if r.located and r.state != "bad"
+               and (r.server, r.source) in backups]
+    with reporter.step("cache backups", total=sum(r.size for r in records) or None) as step:
+        for record in records:
+            cache.fill(store.root, record, backups[record.server, record.source])
+            step.advance(record.size)
 
 
 def _index_source(store: DumpStore, server: str, source: DumpSource) -> SourceIndex:

@@ -113,7 +113,7 @@ class Bucket:
         with s3_errors(f"{self.describe}{name}"):
             answer = self.client.get_object(**request)
         body = answer["Body"]
-        reader = _Md5Reader(body, checksum[4:] if checksum and checksum.startswith("md5:") else None,
+        reader = VerifiedReader(body, checksum[4:] if checksum and checksum.startswith("md5:") else None,
                             size, f"{self.describe}{name}")
         try:
             yield reader
@@ -121,7 +121,7 @@ class Bucket:
             body.close()
 
 
-class _Md5Reader:
+class VerifiedReader:
     """Reads through a stream, and at its end says whether size and MD5 were those indexed."""
 
     def __init__(self, body, md5: str | None, size: int, what: str) -> None:
