@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timezone
 
 import pytest
 from pydantic import ValidationError
 
+from labmgr.dumps.catalog import Catalog
+from labmgr.dumps.errors import DumpError
+from labmgr.dumps.plain import decoded
 from labmgr.dumps.record import plain_name
 from labmgr.sources.template import NameTemplate, TemplateError
 from labmgr.spec.backups import BackupSource, split_suffixes
+
+from backups import compress
 
 UTC = timezone.utc
 
@@ -80,3 +86,37 @@ def test_the_media_file_drops_what_encryption_and_compression_added() -> None:
     assert plain_name("shop-2026-11-21_0800.sql.gz.age") == "shop-2026-11-21_0800.sql"
     assert plain_name("files.tar.xz.gpg") == "files.tar"
     assert plain_name("a--b--20261121T080000Z.pgdump.age") == "a--b--20261121T080000Z.pgdump"
+
+
+def test_a_catalog_of_schema_1_gains_the_columns_of_located_backups(tmp_path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "catalog.sqlite")
+    old.executescript("""
+        CREATE TABLE dumps (id INTEGER PRIMARY KEY, server TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+            taken_at INTEGER NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, content_sha256 TEXT,
+            encrypted INTEGER NOT NULL, path TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'unverified',
+            verified_at INTEGER, note TEXT NOT NULL DEFAULT '', collector TEXT NOT NULL, collected_at INTEGER,
+            recipients TEXT NOT NULL DEFAULT '[]');
+        INSERT INTO dumps (server, source, kind, taken_at, size, sha256, encrypted, path, collector)
+            VALUES ('db', 'invoices', 'postgres', 1795248000, 5, 'ab', 1, 'db/x.pgdump.age', 'agent');
+        PRAGMA user_version=1;""")
+    old.close()
+    with Catalog(tmp_path) as catalog:
+        [record] = catalog.list()
+        assert (record.origin, record.compression, record.encryption, record.located) == (None, "none", "age", False)
+        assert record.path == tmp_path / "db/x.pgdump.age"
+        assert catalog.db.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("compression", ["gzip", "zstd", "xz"])
+def test_a_cut_or_damaged_compressed_stream_is_an_error_naming_the_backup(compression: str) -> None:
+    data = b"".join(bytes([i % 251]) * (1000 + i) for i in range(300))
+    packed = compress(data, compression) + compress(b"next frame", compression)
+    with decoded(io.BytesIO(packed), "none", compression, None, "db/x 08:00") as plain:
+        assert plain.read() == data + b"next frame"
+    for broken in (packed[:len(packed) // 2], packed[:40] + b"\0" * 64 + packed[104:]):
+        with pytest.raises(DumpError, match="db/x 08:00"):
+            with decoded(io.BytesIO(broken), "none", compression, None, "db/x 08:00") as plain:
+                while plain.read(1 << 16):
+                    pass

@@ -85,8 +85,7 @@ def _decompressed(stream: BinaryIO, compression: str, what: str) -> Iterator[Bin
     elif compression == "xz":
         reader = lzma.LZMAFile(stream, mode="rb")
     elif compression == "zstd":
-        import zstandard
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=False)
+        reader = _ZstdReader(stream, what)
     else:
         raise DumpError(f"{what}: '{compression}' is not a compression labmgr reads (gzip, zstd, xz)")
     checked = _Checked(reader, compression, what)
@@ -117,6 +116,42 @@ class _Checked:
 
     def readable(self) -> bool:
         return True
+
+
+class _ZstdReader:
+    """zstd frames one after the other; a stream that ends inside a frame is an error (zstandard's own
+    stream reader returns what it has and says nothing)."""
+
+    def __init__(self, raw: BinaryIO, what: str) -> None:
+        import zstandard
+        self.raw, self.what, self.zstd = raw, what, zstandard.ZstdDecompressor()
+        self.frame, self.in_frame, self.pending = self.zstd.decompressobj(), False, b""
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.pending:
+            chunk = self.raw.read(BLOCK)
+            if not chunk:
+                if self.in_frame:
+                    raise DumpError(f"{self.what}: the zstd stream ends inside a frame (truncated)")
+                return b""
+            self.pending = self._decompress(chunk)
+        size = len(self.pending) if n is None or n < 0 else n
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = [self.frame.decompress(chunk)]
+        self.in_frame = not self.frame.eof
+        while self.frame.eof and self.frame.unused_data:       # the next frame starts in this chunk
+            rest, self.frame = self.frame.unused_data, self.zstd.decompressobj()
+            out.append(self.frame.decompress(rest))
+            self.in_frame = not self.frame.eof
+        if self.frame.eof:
+            self.frame = self.zstd.decompressobj()
+        return b"".join(out)
+
+    def close(self) -> None:
+        pass
 
 
 @contextmanager
