@@ -74,7 +74,8 @@ class Directory:
             raise DumpError(f"cannot read the backup {path}: {exc.strerror}") from None
         with handle:
             st = os.fstat(handle.fileno())
-            if st.st_size != size or (checksum or "").startswith("mtime:") and checksum != f"mtime:{st.st_mtime_ns}":
+            moved = (checksum or "").startswith("mtime:") and checksum != f"mtime:{st.st_mtime_ns}"
+            if st.st_size != size or moved:
                 raise DumpError(f"the backup {path} changed since it was indexed",
                                 hint="run 'labmgr dumps index' again")
             yield handle
@@ -129,7 +130,11 @@ class VerifiedReader:
         self.digest, self.read_bytes, self.done = hashlib.md5(usedforsecurity=False), 0, False
 
     def read(self, n: int = -1) -> bytes:
-        data = self.body.read(n if n and n > 0 else None)
+        try:
+            data = self.body.read(n if n and n > 0 else None)
+        except Exception as exc:         # the connection dropped, a timeout: one line naming the backup
+            raise DumpError(f"{self.what}: reading it failed: {exc}",
+                            hint="check the network to the storage and try again") from None
         if data:
             self.digest.update(data)
             self.read_bytes += len(data)
