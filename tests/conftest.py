@@ -21,8 +21,8 @@ from labmgr.demo import production as prod  # noqa: E402
 from labmgr.hypervisor import connect  # noqa: E402
 from labmgr.image import build_image, load_recipe  # noqa: E402
 
-# real sshd, PostgreSQL and MariaDB on 127.0.0.1 (session fixtures)
-pytest_plugins = ["dbservers"]
+# real sshd, PostgreSQL, MariaDB and an S3-compatible server on 127.0.0.1 (session fixtures)
+pytest_plugins = ["dbservers", "s3server"]
 
 TESTS = Path(__file__).parent
 URI = "qemu:///system"

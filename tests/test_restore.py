@@ -31,7 +31,10 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
+from backups import Gpg, age_keys, bucket_fingerprint, seal
 from helpers import APP_DATA, create_shop_database, fresh_db_production, labmgr, one_line_error, psql
+from labmgr.sources.template import NameTemplate
+from s3server import READ_ONLY
 
 pytestmark = pytest.mark.libvirt
 LAB = "lmt-r"
@@ -40,12 +43,41 @@ HOURS = (1, 2, 3)
 SESSIONS = f"{APP_DATA}/sessions"
 
 
+def work_an_hour(agent, hour: int) -> None:
+    """Production's data of ``hour``, the pattern ``assert_at_hour`` checks."""
+    stamp = T0 + timedelta(hours=hour)
+    first = (hour - 1) * 10 + 1
+    psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, {first + 9}) n")
+    mariadb(agent, f"INSERT INTO contacts VALUES ({hour}, {hour})")
+    agent.run(["sh", "-c", f"echo user{hour} > {SESSIONS}/sess_h{hour}"])
+
+
 def mariadb(agent, sql: str) -> str:
     return agent.run(["mariadb", "-N", "-B", "crm", "-e", sql]).strip()
 
 
 @pytest.fixture(scope="module")
-def dbprod(hypervisor, db_production, tmp_path_factory):
+def offsite(s3server, tmp_path_factory):
+    """The team's own backups: an S3 bucket (moto's server on 127.0.0.1), read-only keys, an age and a
+    GnuPG key; the spec names them in each source's 'backup' (docs/sources.md)."""
+    keys = tmp_path_factory.mktemp("team-keys")
+    age_identity, age_recipient = age_keys(keys)
+    s3server.client().create_bucket(Bucket="lmo-team")
+    backups = {
+        "invoices": {"name": "shop/%Y/%m/%d/shop-%Y-%m-%d_%H%M.pgdump.gz.age", "identity_file": str(age_identity)},
+        "crm": {"name": "crm/crm-%Y%m%dT%H%M.sql.zst.gpg", "identity_file": None},
+        "sessions": {"name": "sessions/sess-%s.tar.xz"},
+    }
+    gpg = Gpg(keys)
+    backups["crm"]["identity_file"] = str(gpg.key_file)
+    s3 = {"bucket": "lmo-team", "endpoint": s3server.endpoint, "region": "us-east-1",
+          "credentials_file": str(s3server.user("lmo-restore-reader", READ_ONLY))}
+    return {"admin": s3server.client(), "age": age_recipient, "gpg": gpg,
+            "backups": {name: {"s3": s3, **{k: v for k, v in b.items() if v}} for name, b in backups.items()}}
+
+
+@pytest.fixture(scope="module")
+def dbprod(hypervisor, db_production, tmp_path_factory, offsite):
     """The shared db production with a 'shop' and a 'crm' database and a sessions folder, all empty."""
     agent, spec = fresh_db_production(hypervisor, db_production, "lmt-dbp")
     create_shop_database(agent)
@@ -53,9 +85,11 @@ def dbprod(hypervisor, db_production, tmp_path_factory):
     agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.contacts (id int PRIMARY KEY, hour int)"])
     agent.run(["mkdir", "-p", SESSIONS])
     spec["servers"][0]["dumps"] = [
-        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
-        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent",
+         "backup": offsite["backups"]["invoices"]},
+        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent", "backup": offsite["backups"]["crm"]},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent",
+         "backup": offsite["backups"]["sessions"]},
     ]
     # encrypted at rest: the store holds only age ciphertext; restore decrypts with the identity
     keys = tmp_path_factory.mktemp("keys")
@@ -76,10 +110,7 @@ def hourly(dbprod):
     env = load_environment(spec)
     for hour in HOURS:
         stamp = T0 + timedelta(hours=hour)
-        first = (hour - 1) * 10 + 1
-        psql(agent, f"INSERT INTO invoices SELECT n, '{stamp.isoformat()}' FROM generate_series({first}, {first + 9}) n")
-        mariadb(agent, f"INSERT INTO contacts VALUES ({hour}, {hour})")
-        agent.run(["sh", "-c", f"echo user{hour} > {SESSIONS}/sess_h{hour}"])
+        work_an_hour(agent, hour)
         result = collect(env, taken_at=stamp)
         assert not result.failed, result.failed
         assert len(result.stored) == 3 and all(r.encrypted for r in result.stored)
@@ -242,3 +273,58 @@ def test_without_hot_plug_small_dumps_travel_through_the_agent(lab, hourly, tmp_
     report = inject_and_restore(domain, tmp_path / "missing.iso", "LABMGR_NONE", [restore], "db")
     assert report.transport == "agent"
     assert agent.run(["ls", SESSIONS]).split() == ["sess_h1", "sess_h2"]
+
+
+TEAM_HOURS = (5, 6)      # after every hour the other tests restore (and the failing 04:00 dumps)
+
+
+def team_backups(dbprod, hourly, offsite, tmp_path_factory) -> None:
+    """The team's cron job at :15 past hours 5 and 6: real dumps of production, compressed, encrypted,
+    uploaded under the team's names (through labmgr's collection into a scratch store, then sealed)."""
+    _, _, agent = dbprod
+    scratch = hourly.model_copy(update={"dumps": hourly.dumps.model_copy(update={
+        "store": tmp_path_factory.mktemp("scratch"), "encryption": None})})
+    seals = {"invoices": ("gzip", "age"), "crm": ("zstd", "gpg"), "sessions": ("xz", "none")}
+    for hour in (4, *TEAM_HOURS):
+        work_an_hour(agent, hour)
+        if hour not in TEAM_HOURS:
+            continue
+        stamp = T0 + timedelta(hours=hour, minutes=15)
+        result = collect(scratch, taken_at=stamp)
+        assert not result.failed, result.failed
+        for record in result.stored:
+            compression, cipher = seals[record.source]
+            key = NameTemplate(offsite["backups"][record.source]["name"]).render(stamp)
+            offsite["admin"].put_object(Bucket="lmo-team", Key=key, Body=seal(
+                record.path.read_bytes(), compression, cipher, age_recipient=offsite["age"], gpg=offsite["gpg"]))
+
+
+def test_a_lab_restored_from_the_teams_own_backups_in_s3(lab, dbprod, hourly, offsite, tmp_path_factory) -> None:
+    """Indexed where they are, streamed, decrypted and decompressed on the way; two points; the probes
+    pass; the bucket is exactly as it was."""
+    _, spec, _ = dbprod
+    _, agent = lab
+    team_backups(dbprod, hourly, offsite, tmp_path_factory)
+    before = bucket_fingerprint(offsite["admin"], "lmo-team")
+    indexed = labmgr("dumps", "index", str(spec))
+    assert indexed.returncode == 0, indexed.stderr
+    assert indexed.stdout.count("2 backups, 2 new") == 3, indexed.stdout
+    probes = tmp_path_factory.mktemp("team-probes") / "probes.yaml"
+    for hour in (6, 5):
+        stamp = T0 + timedelta(hours=hour, minutes=15)
+        result = labmgr("lab", "restore", LAB, "--at", format_point(stamp + timedelta(minutes=10)))
+        assert result.returncode == 0, result.stderr
+        assert_at_hour(agent, hour)
+        assert records.load(LAB).point["dumps"]["db/crm"] == format_point(stamp)
+        probes.write_text(yaml.safe_dump({"probes": [
+            {"name": "invoices", "kind": "sql", "server": "db", "engine": "postgres", "database": "shop",
+             "query": "SELECT count(*) FROM invoices", "expect": {"equals": 10 * hour}},
+            {"name": "contacts", "kind": "sql", "server": "db", "engine": "mariadb", "database": "crm",
+             "query": "SELECT max(hour) FROM contacts", "expect": {"equals": hour}}]}))
+        probed = labmgr("probe", LAB, "--probes", str(probes))
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+    assert bucket_fingerprint(offsite["admin"], "lmo-team") == before
+    with store_for(hourly) as store:      # nothing was copied into the store: only catalog rows
+        located = [r for r in store.catalog.list() if r.located]
+        assert len(located) == 6 and all(r.origin.startswith("s3://lmo-team/") for r in located)
+        assert not any(store.root.rglob("*.gz.age")) and not any(store.root.rglob("sess-*"))

@@ -56,7 +56,10 @@ def make_store(root: Path, hours: int = 365 * 24, servers: int = 20, end: dateti
                            f"{server}/{source}/{day}/{server}--{source}--{taken}.{ext}", state, None, "",
                            "agent", taken, "[]")
     with Catalog(store) as catalog, catalog.db:
-        catalog.db.executemany("INSERT INTO dumps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+        catalog.db.executemany(
+            "INSERT INTO dumps (id, server, source, kind, taken_at, size, sha256, content_sha256, encrypted, path, "
+            "state, verified_at, note, collector, collected_at, recipients) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
     return path
 
 

@@ -17,6 +17,7 @@ from ..spec import load_environment
 from . import access, share
 from .drills import history, run
 from .dumps import dumps
+from . import sources as _sources  # noqa: F401  (adds 'dumps index' and 'dumps check-storage')
 from .evidence import probe, report, signoff
 from .images import image
 from .labs import lab

@@ -43,9 +43,19 @@ def history(spec: Path) -> int:
     from ..history import drill_trend, history_for
     from ..objectives import format_duration
 
+    from ..sources.storagehistory import latest_storage_checks
+
     env = load_environment(spec)
     with history_for(env) as store:
         drills = store.drills(env.name)
+        checks = latest_storage_checks(store.db, env.name)
+    for c in checks:        # the backup storage as the last drill found it (docs/sources.md)
+        click.echo(f"storage {c.server}/{c.source} at {c.location} (checked {c.checked_at}): {c.backups} backups, "
+                   f"newest {c.newest or '-'}, {c.missing} missing, versioning {c.versioning}, "
+                   f"object lock {c.object_lock}, "
+                   f"{'could delete' if c.can_delete else 'cannot delete' if c.can_delete is False else 'delete ?'}")
+        for problem in c.problems:
+            click.echo(f"labmgr: warning: {c.server}/{c.source}: {problem}", err=True)
     if not drills:
         click.echo(f"no drills of {env.name} yet ('labmgr run PLAN.yaml')")
         return 1
@@ -66,5 +76,4 @@ def history(spec: Path) -> int:
                        f"that declared it; the last: {judged[-1].describe()}")
     if warning:
         click.echo(f"labmgr: warning: {env.name}: {warning}", err=True)
-        return 1
-    return 0
+    return 1 if warning or any(c.problems for c in checks) else 0

@@ -29,13 +29,14 @@ from ..lab.restore import lab_restore
 from ..lab.teardown import lab_down
 from ..lab.up import lab_up
 from ..notify import announce, ping_start
-from ..notify.model import EXIT_NOT_RUN, EXIT_OBJECTIVE_MISSED, EXIT_PASSED, RunSummary
+from ..notify.model import CRITICAL, EXIT_NOT_RUN, EXIT_OBJECTIVE_MISSED, EXIT_PASSED, RunSummary
 from ..objectives import Judged, judge, merged
 from ..progress import SILENT, Reporter
 from ..report import write_reports
 from ..snapshot import capture, find_snapshot
 from ..spec import load_environment
 from .plan import Plan, resolve_points
+from .storage import drill_storage
 
 
 def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[str]]:
@@ -85,6 +86,10 @@ def run_plan(plan: Plan, reporter: Reporter = SILENT) -> tuple[RunSummary, list[
 
 
 def _drill(plan: Plan, env, summary: RunSummary, reporter: Reporter, drill_lock: str, made: list[str]) -> None:
+    with history_for(env) as history:      # the team's own backups and their storage, first
+        drill_storage(env, summary, history, reporter)
+    if any(not r.passed and r.severity == CRITICAL for r in summary.results):
+        summary.exit_code = 1
     if plan.snapshot == "capture":
         begun = time.monotonic()
         snapshot = capture(env, reporter)

@@ -17,7 +17,7 @@ from ..timeparse import utc
 from .errors import DumpError
 from .record import STATES, DumpRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dumps (
     id            INTEGER PRIMARY KEY,
@@ -48,8 +48,12 @@ CREATE TABLE IF NOT EXISTS scanned_files (
     dump_id   INTEGER
 ) WITHOUT ROWID;
 """
+# schema 2: backups indexed where they are (labmgr/sources/); the path column holds their origin
+LOCATED = (("origin", "TEXT"), ("compression", "TEXT NOT NULL DEFAULT 'none'"), ("cipher", "TEXT"),
+           ("checksum", "TEXT"))
 _COLUMNS = ("id, server, source, kind, taken_at, size, sha256, content_sha256, encrypted, path, "
-            "state, verified_at, note, collector, collected_at, recipients")
+            "state, verified_at, note, collector, collected_at, recipients, origin, compression, cipher, checksum")
+_PLACES = ", ".join("?" * 20)
 
 
 class Cell(NamedTuple):
@@ -92,6 +96,10 @@ class Catalog:
                                 hint="upgrade labmgr")
             with self.db:
                 self.db.executescript(SCHEMA)
+                present = {row[1] for row in self.db.execute("PRAGMA table_info(dumps)")}
+                for column, declaration in LOCATED:
+                    if column not in present:
+                        self.db.execute(f"ALTER TABLE dumps ADD COLUMN {column} {declaration}")
                 self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise DumpError(f"cannot open the dump catalog {self.file}: {exc}") from None
@@ -116,7 +124,7 @@ class Catalog:
         """Insert many records in one transaction (bulk loads, benchmarks)."""
         with self.db:
             cursor = self.db.executemany(
-                f"INSERT INTO dumps ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+                f"INSERT INTO dumps ({_COLUMNS}) VALUES ({_PLACES})",
                 (self._row(r) for r in records))
         return cursor.rowcount
 
@@ -164,6 +172,11 @@ class Catalog:
                                       (state, note, verified, dump_id)).rowcount
         if not changed:
             raise DumpError(f"no dump with id {dump_id} in {self.file}")
+
+    def set_content_sha256(self, dump_id: int, sha256: str) -> None:
+        """The plaintext's checksum, learnt at a located backup's first restore."""
+        with self.db:
+            self.db.execute("UPDATE dumps SET content_sha256 = ? WHERE id = ?", (sha256, dump_id))
 
     def delete(self, dump_id: int) -> None:
         with self.db:
@@ -225,7 +238,7 @@ class Catalog:
     # rows <-> records ------------------------------------------------------
     def _insert(self, record: DumpRecord) -> int:
         try:
-            return self.db.execute(f"INSERT INTO dumps ({_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            return self.db.execute(f"INSERT INTO dumps ({_COLUMNS}) VALUES ({_PLACES})",
                                    self._row(record)).lastrowid
         except sqlite3.IntegrityError:
             raise DumpError(f"{record.label} is already in the catalog",
@@ -233,17 +246,19 @@ class Catalog:
 
     def _row(self, r: DumpRecord) -> tuple:
         return (r.id, r.server, r.source, r.kind, _seconds(r.taken_at), r.size, r.sha256, r.content_sha256,
-                int(r.encrypted), self._relative(r.path), r.state,
+                int(r.encrypted), r.origin or self._relative(r.path), r.state,
                 _seconds(r.verified_at) if r.verified_at else None, r.note, r.collector,
-                _seconds(r.collected_at) if r.collected_at else None, json.dumps(list(r.recipients)))
+                _seconds(r.collected_at) if r.collected_at else None, json.dumps(list(r.recipients)),
+                r.origin, r.compression, r.cipher, r.checksum)
 
     def _record(self, row: tuple) -> DumpRecord:
         (id_, server, source, kind, taken_at, size, sha, content_sha, encrypted, path, state, verified_at,
-         note, collector, collected_at, recipients) = row
+         note, collector, collected_at, recipients, origin, compression, cipher, checksum) = row
         return DumpRecord(id_, server, source, kind, _time(taken_at), size, sha, content_sha, bool(encrypted),
-                          self.root / path, state, _time(verified_at) if verified_at is not None else None,
+                          Path(origin) if origin else self.root / path, state,
+                          _time(verified_at) if verified_at is not None else None,
                           note, collector, _time(collected_at) if collected_at is not None else None,
-                          json.loads(recipients))
+                          json.loads(recipients), origin, compression, cipher, checksum)
 
     def _relative(self, path: Path) -> str:
         text, prefix = str(path), str(self.root) + "/"

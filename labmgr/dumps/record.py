@@ -19,7 +19,7 @@ from ..timeparse import format_point, utc
 
 State = Literal["unverified", "good", "bad"]
 STATES = ("unverified", "good", "bad")
-COLLECTORS = ("ssh", "agent", "import")
+COLLECTORS = ("ssh", "agent", "import", "index")
 
 
 @dataclass
@@ -40,6 +40,11 @@ class DumpRecord:
     collector: str = "import"
     collected_at: datetime | None = None
     recipients: list[str] = field(default_factory=list)
+    # a backup indexed where it is (labmgr/sources/): never in the store, never written or deleted
+    origin: str | None = None           # its path or s3://bucket/key
+    compression: str = "none"           # none, gzip, zstd, xz
+    cipher: str | None = None           # none, age, gpg; None: age when encrypted (the store's own)
+    checksum: str | None = None         # what the storage gave: md5:..., etag:..., mtime:...
 
     @property
     def label(self) -> str:
@@ -47,8 +52,33 @@ class DumpRecord:
         return f"{self.server}/{self.source} {format_point(self.taken_at)}"
 
     @property
+    def located(self) -> bool:
+        """Indexed where it is (a team's own backup), not stored by labmgr."""
+        return self.origin is not None
+
+    @property
+    def identity_key(self) -> str:
+        """What names these exact bytes (scan results are kept by it): the sha256 of a stored dump; a
+        located backup's origin and the checksum its storage gave."""
+        return self.sha256 or f"{self.origin}#{self.checksum}"
+
+    @property
+    def encryption(self) -> str:
+        return self.cipher or ("age" if self.encrypted else "none")
+
+    @property
     def manifest_path(self) -> Path:
         return self.path.with_name(self.path.name + ".json")
+
+
+def plain_name(name: str) -> str:
+    """A dump's file name without what encryption and compression added (``shop.sql.gz.age`` -> ``shop.sql``)."""
+    for suffixes in ((".age", ".gpg", ".pgp", ".asc"), (".gz", ".zst", ".zstd", ".xz")):
+        for suffix in suffixes:
+            if name.endswith(suffix):
+                name = name[:-len(suffix)]
+                break
+    return name
 
 
 def manifest(record: DumpRecord) -> dict:

@@ -81,16 +81,18 @@ def scan_dumps(env: Environment, rules_file: Path, since: datetime | None = None
     """Scan every dump of ``env`` taken in [since, until] (oldest first); results into the catalog."""
     rules = load_rules(rules_file)
     identity = env.dumps.encryption.identity_file if env.dumps.encryption else None
+    backups = {(server.name, s.name): s.backup for server in env.servers for s in server.dumps}
     summary = ScanSummary(rules)
     with store_for(env) as store:
         book = ScanBook(store.catalog.db)
         records = list(reversed(store.catalog.list(since=since, until=until)))
         with reporter.step(f"scan {len(records)} dumps", total=len(records) or None) as step:
             for record in records:
-                known = book.get(record.sha256, rules.sha256)
+                key = record.identity_key
+                known = book.get(key, rules.sha256)
                 if known is None:
-                    known = scan_one(record, rules, identity)
-                    book.put(record.sha256, rules.sha256, known)
+                    known = scan_one(record, rules, identity, backups.get((record.server, record.source)))
+                    book.put(key, rules.sha256, known)
                     summary.scanned += 1
                     summary.bytes += known.bytes
                     summary.seconds += known.seconds
@@ -101,7 +103,7 @@ def scan_dumps(env: Environment, rules_file: Path, since: datetime | None = None
     return summary
 
 
-def scan_one(record: DumpRecord, rules: Rules, identity: Path | None) -> ScanResult:
+def scan_one(record: DumpRecord, rules: Rules, identity: Path | None, backup=None) -> ScanResult:
     """Read ``record``'s content once and return the rules that match, with the members they match in."""
     import yara_x
 
@@ -109,7 +111,7 @@ def scan_one(record: DumpRecord, rules: Rules, identity: Path | None) -> ScanRes
     findings: set[Finding] = set()
     read = 0
     started = time.monotonic()
-    with content.plaintext(record, identity) as plain:
+    with content.plaintext(record, identity, backup) as plain:
         for member, reader in content.members(record, plain):
             tail = b""
             while block := reader.read(WINDOW):

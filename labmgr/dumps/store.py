@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable
 
 from .. import paths
 from ..journal import intent
 from ..spec.model import Environment
 from ..timeparse import utc
-from . import crypto, naming, streams
+from . import crypto, naming, plain, streams
 from .catalog import Catalog
 from .errors import DumpError
 from .record import COLLECTORS, DumpRecord, write_manifest
@@ -162,28 +160,18 @@ class DumpStore:
             raise
 
     # reading ---------------------------------------------------------------
-    @contextmanager
-    def open_plain(self, record: DumpRecord, identity_file: Path | None = None) -> Iterator[BinaryIO]:
-        """The dump's plaintext as a binary file; an encrypted dump is decrypted into a temp file."""
-        if not record.path.is_file():
-            raise DumpError(f"{record.label}: the dump file {record.path} is missing")
-        if not record.encrypted:
-            with open(record.path, "rb") as f:
-                yield f
-            return
-        if identity_file is None:
-            raise DumpError(f"{record.label} is encrypted and no age identity was given",
-                            hint="set dumps.encryption.identity_file in the spec")
-        identities = crypto.load_identities(identity_file)
-        with tempfile.TemporaryFile(dir=self.root) as plain:    # in the store: same disk, never /tmp
-            with open(record.path, "rb") as sealed:
-                crypto.decrypt(sealed, plain, identities, record.label)
-            plain.seek(0)
-            yield plain
+    def open_plain(self, record: DumpRecord, identity_file: Path | None = None, backup=None):
+        """The dump's plaintext as a stream (``plain.open_record``), never written to disk."""
+        return plain.open_record(record, identity_file, backup, cache_root=self.root)
 
     # removing --------------------------------------------------------------
     def delete(self, record: DumpRecord) -> None:
-        """Remove the dump's file, its manifest and its catalog row (and directories left empty)."""
+        """Remove the dump's file, its manifest and its catalog row (and directories left empty).
+        A backup indexed where it is loses only its catalog row: labmgr never deletes a team's backup."""
+        if record.located:
+            if record.id is not None:
+                self.catalog.delete(record.id)
+            return
         record.path.unlink(missing_ok=True)
         record.manifest_path.unlink(missing_ok=True)
         if record.id is not None:

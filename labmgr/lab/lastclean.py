@@ -64,10 +64,10 @@ def last_clean_point(env: Environment, store: DumpStore) -> datetime:
     for at in reversed(points):
         plan = plan_point(env, store, at)
         records = [record for pairs in plan.chosen.values() for _, record in pairs]
-        scans = book.verdicts(r.sha256 for r in records)
-        if any(r.sha256 not in scans for r in records):
+        scans = book.verdicts(r.identity_key for r in records)
+        if any(r.identity_key not in scans for r in records):
             reasons["not scanned"] = reasons.get("not scanned", 0) + 1
-        elif any(not scans[r.sha256].clean for r in records):
+        elif any(not scans[r.identity_key].clean for r in records):
             reasons["rules matched"] = reasons.get("rules matched", 0) + 1
         elif verdicts_by_hour.get(_hour(at), 0) != 0:
             reasons["probes failed"] = reasons.get("probes failed", 0) + 1

@@ -16,7 +16,6 @@ import secrets
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from ..dumps.errors import DumpError
 from ..dumps.inject import DEFAULT_RESTORE, Restore, inject_and_restore
 from ..dumps.media import MediaFile, build_iso
-from ..dumps.record import DumpRecord
+from ..dumps.record import DumpRecord, plain_name
 from ..dumps.store import DumpStore, store_for
 from ..dumps.streams import HashingWriter, copy, sha256_file
 from ..errors import LabError, LabmgrError
@@ -188,18 +187,20 @@ def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[Du
     identity = env.dumps.encryption.identity_file if env.dumps.encryption else None
     restores = []
     for source, record in pairs:
-        _check_stored(store, record)
-        with ExitStack() as stack:
-            plain = stack.enter_context(store.open_plain(record, identity))
-            if record.encrypted:
-                target = staging / "plain" / f"{server}-{source.name}.plain"
+        if not record.located:         # a backup where it is is checked by its storage as it streams
+            _check_stored(store, record)
+        if record.encrypted or record.located or record.compression != "none":
+            target = staging / "plain" / f"{server}-{source.name}.plain"
+            with store.open_plain(record, identity, source.backup) as plain:
                 content = _copy_hashing(plain, target)
-            else:
-                target, content = record.path, record.sha256
+        else:
+            target, content = record.path, record.sha256
         if record.content_sha256 and content != record.content_sha256:
             store.catalog.mark(record.id, "bad", "plaintext does not match its checksum")
             raise DumpError(f"{record.label}: the decrypted dump does not match its checksum; marked bad")
-        file = MediaFile(name=record.path.name.removesuffix(".age"), source=target, sha256=content,
+        if record.located and not record.content_sha256:     # the next restore compares with it
+            store.catalog.set_content_sha256(record.id, content)
+        file = MediaFile(name=plain_name(record.path.name), source=target, sha256=content,
                          kind=record.kind, dump=f"{server}/{source.name}", taken_at=format_point(record.taken_at))
         env_vars = {"LABMGR_DATABASE": source.database or "", "LABMGR_PATH": source.path or ""}
         restores.append(Restore(file, source.restore_command or DEFAULT_RESTORE[source.kind], env_vars))

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 
 from ..objectives import Objectives
 from ..strict import Strict
+from .backups import BackupSource
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
 DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
@@ -80,6 +81,7 @@ class DumpSource(Strict):
     ssh: SshAccess | None = None
     dump_command: str | None = None      # replaces the default dump command (runs on production)
     restore_command: str | None = None   # replaces the default restore command (runs in the lab guest)
+    backup: BackupSource | None = None   # where the team's own backups of it are (docs/sources.md)
 
     @field_validator("database")
     @classmethod
