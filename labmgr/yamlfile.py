@@ -25,6 +25,9 @@ def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int], source: str) ->
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):      # `? [a, b]` or `{a: 1}: x`: unhashable
+                raise SpecError(f"{source}:{key_node.start_mark.line + 1}: a key must be a plain word, "
+                                f"not a {'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}")
             key = _scalar(key_node)
             if key in result:
                 raise SpecError(f"{source}:{key_node.start_mark.line + 1}: duplicate key '{key}'")

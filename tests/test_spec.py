@@ -97,6 +97,12 @@ def test_duplicate_keys_are_refused(tmp_path: Path) -> None:
     assert "env.yaml:4:" in message and "duplicate key 'accel'" in message
 
 
+@pytest.mark.parametrize("key", ["[accel, x]", "{accel: 1}"])
+def test_a_key_that_is_a_list_or_mapping_is_refused_with_its_line(tmp_path: Path, key: str) -> None:
+    message = error_of(tmp_path, GOOD.replace("accel: tcg\n", f"accel: tcg\n? {key}\n: kvm\n"))
+    assert "env.yaml:4:" in message and "a key must be a plain word" in message
+
+
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="file not found"):
         load_environment(tmp_path / "nope.yaml")
