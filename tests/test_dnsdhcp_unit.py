@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from labmgr.access.dnsdhcp import dnsmasq_conf, hosts_file, served_networks
+from labmgr.access.dnsdhcp import dnsmasq_conf, host_records, served_networks
 from labmgr.access.door import Door, door_address, legs
 from labmgr.lab.template import template_key
 from labmgr.spec.model import Environment
@@ -57,9 +57,11 @@ def test_dhcp_without_dns_serves_no_dns_and_offers_no_router_of_its_own() -> Non
     assert "dhcp-option=tag:net-lan,option:dns-server" in conf
 
 
-def test_the_hosts_file_holds_the_environments_names_only() -> None:
-    assert hosts_file(ENV).splitlines()[1:] == ["10.90.0.11\tdb01.shop.test db01", "10.90.0.12\tweb01",
-                                                "10.91.0.6\tweb01"]
+def test_the_names_are_the_environments_only() -> None:
+    assert host_records(ENV) == ["host-record=db01.shop.test,db01,10.90.0.11", "host-record=web01,10.90.0.12",
+                                 "host-record=web01,10.91.0.6"]
+    conf = dnsmasq_conf(ENV, door(), PurePosixPath("/x")).splitlines()
+    assert [line for line in conf if line.startswith(("host-record", "addn-hosts", "address="))] == host_records(ENV)
 
 
 def test_a_template_saved_without_the_labs_dhcp_is_another_template() -> None:

@@ -12,7 +12,7 @@ inside the lab's door, on the hypervisor's host (through the host layer):
   hostnames are answered with their lab addresses, everything else gets NXDOMAIN
   (no upstream server: a query never leaves the lab).
 
-Its configuration, hosts file, pid, leases and log live in the lab's directory on
+Its configuration (with the environment's names), pid, leases and log live in the lab's directory on
 the hypervisor's host (``dnsdhcp/``), so they go with the lab. The process is in
 the door's namespace: closing the door ends it (``door.end_processes``), which is
 how ``lab down`` and ``lab gc`` (a ``lab up`` killed, an orphaned door) remove it.
@@ -31,7 +31,7 @@ from ..spec.model import Environment, Network
 from .door import Door, legs, namespace_name, open_door
 
 FOLDER = "dnsdhcp"
-CONF, HOSTS, PID, LEASES, LOG = "dnsmasq.conf", "hosts", "dnsmasq.pid", "dnsmasq.leases", "dnsmasq.log"
+CONF, PID, LEASES, LOG = "dnsmasq.conf", "dnsmasq.pid", "dnsmasq.leases", "dnsmasq.log"
 
 
 def served_networks(env: Environment, lab_networks) -> list[Network]:
@@ -43,13 +43,14 @@ def folder_of(record) -> PurePosixPath:
     return record.host_directory / FOLDER
 
 
-def hosts_file(env: Environment) -> str:
-    """Every server's hostname (and its short name) at each of its addresses: the names the lab answers."""
-    lines = ["# written by labmgr: the environment's hostnames; nothing else is answered\n"]
+def host_records(env: Environment) -> list[str]:
+    """Every server's hostname (and its short name) at each of its addresses: the names the lab answers.
+    In the configuration, which dnsmasq reads before it drops root (a hosts file is read after)."""
+    lines = []
     for server in env.servers:
         names = [server.hostname] + ([server.hostname.split(".")[0]] if "." in server.hostname else [])
-        lines += [f"{nic.ip}\t{' '.join(names)}\n" for nic in server.nics]
-    return "".join(lines)
+        lines += [f"host-record={','.join(names)},{nic.ip}" for nic in server.nics]
+    return lines
 
 
 def dnsmasq_conf(env: Environment, door: Door, folder: PurePosixPath) -> str:
@@ -59,10 +60,12 @@ def dnsmasq_conf(env: Environment, door: Door, folder: PurePosixPath) -> str:
     lines = ["# written by labmgr: DHCP and DNS inside the lab only (labmgr/access/dnsdhcp.py)",
              "no-resolv", "no-hosts", "no-poll", "bind-interfaces", "except-interface=lo",
              "local=/#/",                  # every name is local: unknown ones get NXDOMAIN, none is forwarded
-             "localise-queries", f"addn-hosts={folder / HOSTS}", f"pid-file={folder / PID}",
+             "localise-queries", f"pid-file={folder / PID}",
              f"log-facility={folder / LOG}", "log-queries", "log-dhcp"]
     if not any(n.dns is not None for n in networks):
         lines.append("port=0")             # DHCP only: no DNS at all
+    else:
+        lines += host_records(env)
     lines += [f"interface={interfaces[n.name]}" for n in networks]
     if any(n.dhcp for n in networks):
         lines += ["dhcp-authoritative", "dhcp-ignore=tag:!known", f"dhcp-leasefile={folder / LEASES}"]
@@ -87,7 +90,6 @@ def start(host: Host, record, env: Environment) -> bool:
     stop(host, record)
     folder = folder_of(record)
     host.mkdir(folder)
-    host.write_from(io.BytesIO(hosts_file(env).encode()), folder / HOSTS)
     host.write_from(io.BytesIO(dnsmasq_conf(env, door, folder).encode()), folder / CONF)
     interfaces = legs(door)
     for network in (n for n in networks if n.dns is not None):
