@@ -22,6 +22,8 @@ __all__ = ["Check", "run_checks"]
 def run_checks(uri: str, env: Environment | None = None) -> list[Check]:
     checks = [_tool("qemu-img", "qemu-utils"), _tool("debootstrap", "debootstrap"),
               _tool("mke2fs", "e2fsprogs"), _tool("virt-xml-validate", "libvirt-clients")]
+    if env is not None and any(n.dhcp or n.dns for n in env.networks):     # the lab's DHCP and DNS
+        checks.append(_tool("dnsmasq", "dnsmasq-base"))
     checks.append(_libvirt(uri))
     checks.append(_accel(uri, env))
     checks.append(_kvm_device())

@@ -16,6 +16,7 @@ from labmgr.hypervisor.agent import ExecResult
 from labmgr.probes import ProbeResult, load_probes, run_probes
 from labmgr.probes.checks import format_ranges, gaps_query, judge_freshness, parse_http
 from labmgr.probes.durations import format_duration, parse_duration
+from labmgr.probes.model import isolation_addresses
 from labmgr.spec.model import Environment
 
 ENV = Environment.model_validate({
@@ -547,6 +548,26 @@ def test_isolation_from_every_server_with_gateways_and_peers(tmp_path) -> None:
                                    "targets": ["10.0.0.1:22", "10.0.0.2"]}, lambda argv: ok("silent 10.0.0.1:22\n"))
     assert not result.passed and result.detail == "could not try 10.0.0.2"
     assert only_db.server == "db"
+
+
+def test_isolation_counts_the_resolver_address_as_the_labs_door_not_outside(tmp_path) -> None:
+    """With ``dns:``, production's resolver address is the lab door in the lab: it must answer DNS
+    there (port 53), and a target naming it is not an outside address that leaks."""
+    env = Environment.model_validate({**ENV.model_dump(mode="json"), "networks": [
+        {"name": "lan", "cidr": "10.90.0.0/24", "gateway": "10.90.0.1", "dns": "10.90.0.53"}]})
+    spec = {"kind": "isolation", "server": "db", "peers": False, "targets": ["10.90.0.53:53", "10.90.0.53", "8.8.8.8"]}
+    [probe] = load_probes(write(tmp_path, [{"name": "iso", **spec}]), env)
+    outside, peers = isolation_addresses(probe, env)
+    assert "10.90.0.53:53" not in outside and "10.90.0.53" not in outside and "8.8.8.8" in outside
+    assert peers == {"10.90.0.53:53": "lab DNS of lan (the lab's door)"}
+
+    def run(output: str) -> ProbeResult:
+        [result] = run_probes(RECORD, env, [probe], agent_for=lambda server: FakeAgent(lambda argv: ok(output)))
+        return result
+    result = run("answers 10.90.0.53:53 connected\n" + "".join(f"silent {t}\n" for t in outside))
+    assert result.passed and "lab DNS of lan (the lab's door) 10.90.0.53:53" in result.detail, result.detail
+    result = run("".join(f"silent {t}\n" for t in [*outside, *peers]))
+    assert not result.passed and "lab DNS of lan (the lab's door) (10.90.0.53:53) does not answer" in result.detail
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -47,7 +47,7 @@ def door_address(env: Environment, network: Network) -> ipaddress.IPv4Interface:
     if network.access is not None:
         return ipaddress.IPv4Interface(f"{network.access}/{network.cidr.prefixlen}")
     used = {nic.ip for server in env.servers for nic in server.nics if nic.network == network.name}
-    used.add(network.gateway)
+    used.update({network.gateway, network.dns})       # the resolver's address is the door's as well, on its own
     for candidate in reversed(list(network.cidr.hosts()) if network.cidr.num_addresses <= 65536 else []):
         if candidate not in used:
             return ipaddress.IPv4Interface(f"{candidate}/{network.cidr.prefixlen}")
@@ -95,6 +95,7 @@ def close_door(host: Host, lab: str) -> bool:
     name = namespace_name(lab)
     existed = name in namespaces(host)
     if existed:
+        end_processes(host, name)       # a namespace outlives its name while a process is in it
         host.run(["ip", "netns", "del", name])
     stem = _veth(lab, 0, "h")[:-1]       # host ends left by a door made halfway
     for line in host.run(["ip", "-o", "link", "show"], check=False).stdout.splitlines():
@@ -103,6 +104,22 @@ def close_door(host: Host, lab: str) -> bool:
         if link.startswith(stem):
             host.run(["ip", "link", "del", link], check=False)
     return existed
+
+
+def legs(door: Door) -> dict[str, str]:
+    """Lab network (spec name) -> the door's interface in it."""
+    return {network: _veth(door.lab, index, "n") for index, network in enumerate(sorted(door.addresses))}
+
+
+def end_processes(host: Host, namespace: str, grace: float = 5) -> None:
+    """Every process inside the namespace (the lab's dnsmasq, an ssh client): SIGTERM, then SIGKILL."""
+    for signal in ("TERM", "KILL"):
+        pids = host.run(["ip", "netns", "pids", namespace], check=False).stdout.split()
+        if not pids:
+            return
+        host.run(["kill", f"-{signal}", *pids], check=False)
+        host.run(["sh", "-c", 'for i in $(seq $(( $1 * 10 ))); do [ -z "$(ip netns pids "$0")" ] && exit 0; '
+                  'sleep 0.1; done', namespace, str(int(grace))], check=False)
 
 
 def namespaces(host: Host) -> list[str]:

@@ -24,7 +24,7 @@ from ..spec import Environment, Server
 from ..storage import lab_dir, site_for, storage_root
 from . import naming
 from .clone import CloneInputs, derive_lab_domain
-from .labparts import make_networks, make_overlay, reserve_lab
+from .labparts import make_networks, make_overlay, reserve_lab, serve_dhcp_dns
 from .pointintime import CLEAN, choose_kind, points_of
 from .records import LabRecord, LabServer
 from .teardown import remove_lab
@@ -56,6 +56,7 @@ def cold_up(hypervisor: Hypervisor, host: Host, env: Environment, spec_path: Pat
 def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snapshot, record: LabRecord,
            reporter: Reporter, for_template: bool) -> None:
     make_networks(hypervisor, env, record, reporter)
+    serve_dhcp_dns(host, env, record, reporter)
 
     started = time.monotonic()
     with reporter.step("clones", total=len(env.servers)) as step:
@@ -148,7 +149,7 @@ def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter:
                 pool.shutdown(wait=False, cancel_futures=True)
     with reporter.step("network addresses", total=len(env.servers)) as step:
         for server in env.servers:
-            _wait_for_addresses(hypervisor, record, server, reporter)
+            _wait_for_addresses(hypervisor, record, server, env, reporter)
             step.advance()
 
 
@@ -161,16 +162,19 @@ def _wait_until_booted(domain, server: Server, timeout: float, reporter: Reporte
         reporter.note(f"server {server.name}: boot ended in state '{state or 'unknown'}'")
 
 
-def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Server, reporter: Reporter,
-                        timeout: float = 60) -> None:
+def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Server, env: Environment,
+                        reporter: Reporter, timeout: float = 60) -> None:
     """Wait until the guest reports production's IPs on production's MACs.
 
-    The agent answers before the guest has configured its network. A guest that
-    never takes its addresses (production used DHCP, say: a lab has no DHCP
-    server) is reported, not failed: it is still reachable through the agent.
+    The agent answers before the guest has configured its network. An address on a
+    network the lab serves DHCP on must come (the clean point is of a guest that has
+    it); any other address a guest never takes (production used a DHCP server the
+    spec does not declare, say) is reported, not failed: the guest is still
+    reachable through the agent.
     """
     agent = hypervisor.domain(record.servers[server.name].domain).agent()
     wanted = {(nic.mac, str(nic.ip)) for nic in server.nics}
+    leased = {(nic.mac, str(nic.ip)) for nic in server.nics if env.network(nic.network).dhcp}
     deadline = time.monotonic() + timeout
     while True:
         have = {(nic["mac"], ip) for nic in agent.interfaces() for ip in nic["ipv4"]}
@@ -178,6 +182,10 @@ def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Serve
             return
         if time.monotonic() > deadline:
             missing = ", ".join(f"{ip} on {mac}" for mac, ip in sorted(wanted - have))
+            if leased - have:
+                raise LabError(f"server {server.name} did not take {missing} from the lab's DHCP within "
+                               f"{timeout:.0f} s of booting", hint="is its production network configured for "
+                               "DHCP on that MAC? the lab's dnsmasq log is in its directory (dnsdhcp/dnsmasq.log)")
             reporter.note(f"server {server.name}: the guest has not configured {missing} "
                           f"within {timeout:.0f} s of booting")
             return

@@ -29,7 +29,7 @@ from ..spec import Environment
 from ..storage import lab_dir, site_for, storage_root
 from . import naming, savedstate
 from .clone import ResumeInputs, resume_lab_domain
-from .labparts import make_networks, reserve_lab
+from .labparts import make_networks, reserve_lab, serve_dhcp_dns
 from .pointintime import CLEAN, SAVED, settle
 from .records import LabRecord, LabServer
 from .template import Template, drop_template, ensure_template, template_key
@@ -68,6 +68,7 @@ def _from_template(hypervisor: Hypervisor, host: Host, env: Environment, spec_pa
         record.storage = str(lab_dir(storage_root(site_for(env, hypervisor.uri)), record.name))
         record.save()
         make_networks(hypervisor, env, record, reporter)
+        serve_dhcp_dns(host, env, record, reporter)
         started = time.monotonic()
         with reporter.step("clones (on the template)", total=len(env.servers)) as step:
             for server in env.servers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import PurePosixPath
 
+from ..access import dnsdhcp
 from ..errors import LabError
 from ..hostbase import Host
 from ..hypervisor import Hypervisor
@@ -64,3 +65,14 @@ def make_overlay(host: Host, backing: PurePosixPath, overlay: PurePosixPath) -> 
         raise LabError(f"creating overlay {overlay} failed: {result.stderr.strip()}",
                        hint="is qemu-img installed ('labmgr doctor')?")
     host.chmod(overlay, 0o644)
+
+
+def serve_dhcp_dns(host: Host, env: Environment, record: LabRecord, reporter: Reporter) -> None:
+    """DHCP and DNS from the lab's door, for networks whose spec asks (before any guest runs)."""
+    if not dnsdhcp.served_networks(env, record.networks):
+        return
+    started = time.monotonic()
+    with reporter.step("DHCP and DNS (in the door)", total=1) as step:
+        dnsdhcp.start(host, record, env)
+        step.advance()
+    record.timings["dhcp_dns"] = round(time.monotonic() - started, 2)

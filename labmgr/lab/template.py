@@ -59,6 +59,9 @@ def template_key(env: Environment, snapshot: Snapshot, hypervisor: Hypervisor, v
         "virt_type": virt_type, "servers": {s.name: [s.memory, s.vcpus] for s in env.servers},
         "clone": hashlib.sha256(Path(clone.__file__).read_bytes()).hexdigest(),
     }
+    served = {n.name: [n.dhcp, str(n.dns)] for n in env.networks if n.dhcp or n.dns}
+    if served:              # a guest saved without the lab's DHCP has no address: another template
+        depends["served"] = served
     return hashlib.sha256(json.dumps(depends, sort_keys=True).encode()).hexdigest()[:16]
 
 

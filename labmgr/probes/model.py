@@ -313,17 +313,17 @@ def _isolation_checks(probe: Any, env: Environment, source: yamlfile.Source, loc
 
 
 def isolation_addresses(probe: Any, env: Environment) -> tuple[dict[str, str], dict[str, str]]:
-    """What an isolation probe tries from its server: {address: what} that must stay silent
-    (given targets, production gateways) and {address: peer server} that must answer (lab peers)."""
-    server = env.server(probe.server)
-    networks = {nic.network for nic in server.nics}
-    outside = {target: "outside address" for target in probe.targets}
+    """{address: what} that must stay silent (targets, production gateways) and {address: peer} that must
+    answer (lab peers; a ``dns`` address, production's resolver, is the lab's own door: docs/access.md)."""
+    server, networks = env.server(probe.server), {nic.network for nic in env.server(probe.server).nics}
+    doors = {str(n.dns): n.name for n in env.networks if n.name in networks and n.dns}
+    outside = {t: "outside address" for t in probe.targets if t.rsplit(":", 1)[0] not in doors}
     if probe.gateways:
         for network in env.networks:
             if network.name in networks and network.gateway is not None:
                 for port in GATEWAY_PORTS:
                     outside.setdefault(f"{network.gateway}{port}", f"production gateway of {network.name}")
-    peers = {}
+    peers = {f"{address}:53": f"lab DNS of {network} (the lab's door)" for address, network in doors.items()}
     if probe.peers:
         for peer in env.servers:
             if peer.name != server.name:

@@ -8,7 +8,8 @@ from ..errors import LabmgrError
 from ..spec import Environment
 
 TOOLS = (("qemu-img", "qemu-utils", "fail"), ("ip", "iproute2", "fail"),
-         ("python3", "python3", "warn"))       # python3: the relay of ssh/forward (bash is the fallback)
+         ("python3", "python3", "warn"),       # python3: the relay of ssh/forward (bash is the fallback)
+         ("dnsmasq", "dnsmasq-base", "warn"))  # DHCP and DNS of labs whose spec has dhcp/dns
 
 
 def remote_checks(uri: str, env: Environment | None) -> list[Check]:

@@ -34,6 +34,7 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
         if network.access is not None and network.access == network.gateway:
             raise source.error(("networks", i, "access"), f"{network.access} is the gateway of {network.name}: "
                                "a door there would answer for production's gateway")
+        _check_dns(network, source, ("networks", i, "dns"))
 
     seen_ip: dict[tuple[str, object], str] = {}
     seen_mac: dict[tuple[str, str], str] = {}
@@ -50,6 +51,9 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
                 raise source.error((*loc, "ip"), f"{nic.ip} is not a host address of {network.cidr}")
             if nic.ip == network.gateway:
                 raise source.error((*loc, "ip"), f"{nic.ip} is the gateway of {network.name}")
+            if nic.ip == network.dns:
+                raise source.error((*loc, "ip"), f"{nic.ip} is the resolver address (dns) of {network.name}: a "
+                                   "server that is production's DNS is in the lab already; drop 'dns'")
             if nic.ip == network.access:
                 raise source.error((*loc, "ip"), f"{nic.ip} is the lab door's address (access) of {network.name}")
             for key, value, seen in (("ip", nic.ip, seen_ip), ("mac", nic.mac, seen_mac)):
@@ -69,6 +73,19 @@ def check_environment(env: Environment, source: yamlfile.Source) -> None:
             raise source.error(("boot_order", k), f"unknown server '{name}' (servers: {', '.join(sorted(names))})")
     _unique(source, [("boot_order", k) for k in range(len(env.boot_order or []))],
             list(env.boot_order or []), "boot_order entry")
+
+
+def _check_dns(network, source: yamlfile.Source, loc: tuple) -> None:
+    """The lab door takes the resolver's address on its leg: it must be a free host address of the network."""
+    if network.dns is None:
+        return
+    if network.dns not in network.cidr or network.dns in (network.cidr.network_address,
+                                                          network.cidr.broadcast_address):
+        raise source.error(loc, f"{network.dns} is not a host address of {network.cidr}: the lab answers DNS "
+                           "only at an address in the network")
+    if network.dns == network.gateway:
+        raise source.error(loc, f"{network.dns} is the gateway of {network.name}: the lab door never answers "
+                           "at production's gateway")
 
 
 def _check_hypervisors(env: Environment, source: yamlfile.Source) -> None:

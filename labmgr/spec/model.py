@@ -31,6 +31,11 @@ class Network(Strict):
     access: ipaddress.IPv4Address | None = Field(
         default=None, description="the lab door's address here (default: the highest one no server and no "
                                   "gateway uses)")
+    dhcp: bool = Field(default=False, description="the lab serves DHCP here: each server's production IP by MAC, "
+                                                  "nothing to other MACs")
+    dns: ipaddress.IPv4Address | None = Field(
+        default=None, description="production's resolver address: the lab door answers DNS there with the "
+                                  "environment's hostnames, and nothing else")
 
     @field_validator("cidr", mode="before")
     @classmethod
