@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS history_drills (
 CREATE TABLE IF NOT EXISTS history_share_events (
     id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, share TEXT NOT NULL,
     person TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_profiles (
+    run_id INTEGER NOT NULL REFERENCES history_probe_runs(id), lab TEXT NOT NULL, environment TEXT NOT NULL,
+    point TEXT NOT NULL, server TEXT NOT NULL, profile TEXT NOT NULL, seconds REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history_consoles (
+    run_id INTEGER NOT NULL REFERENCES history_probe_runs(id), server TEXT NOT NULL, screenshot TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, serial_log TEXT NOT NULL, serial_tail TEXT NOT NULL,
+    error TEXT NOT NULL, taken_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_profiles_by_env ON history_profiles (environment, server, point);
 CREATE INDEX IF NOT EXISTS history_runs_by_lab ON history_probe_runs (lab, id);
 """
 
