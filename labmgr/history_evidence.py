@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import LabmgrError
 from .history import History
+from .probes.profiling import profile_diff
 from .paths import state_dir
 from .timeparse import parse_point
 
@@ -108,3 +109,18 @@ def row_counts(history: History, environment: str, lab: str | None = None) -> di
             for table, figures in sorted(profile.get("tables", {}).items()):
                 out.setdefault(f"{server}: {table}", []).append((point, figures["rows"]))
     return out
+
+
+def compare_hour(history: History, environment: str, hour: datetime) -> tuple[str, str, list] | None:
+    """(point, earlier point, rows) for the restored hour ``hour`` (its newest point within the
+    hour) and the nearest earlier profiled hour: rows as ``profile_diff`` gives them, per server."""
+    hours = profiles_by_hour(history, environment)
+    index = next((i for i in reversed(range(len(hours)))
+                  if _moment(hours[i][0]).replace(minute=0, second=0, microsecond=0) == hour), None)
+    if index is None:
+        return None
+    point, servers = hours[index]
+    earlier_point, earlier = hours[index - 1] if index else ("", {})
+    rows = [(f"{server}: {what}", before, after, changed) for server in sorted(set(servers) | set(earlier))
+            for what, before, after, changed in profile_diff(servers.get(server), earlier.get(server))]
+    return point, earlier_point, rows
