@@ -161,6 +161,8 @@ class LabEvidence:
     share_events: list[ShareEvent] = field(default_factory=list)
     bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
     mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
+    consoles: dict[int, list] = field(default_factory=dict)  # run id -> ConsoleEvidence (history_evidence.py)
+    row_counts: dict[str, list] = field(default_factory=dict)   # "server: table" -> [(point, rows)]
 
 
 class History:

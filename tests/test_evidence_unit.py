@@ -174,3 +174,22 @@ def test_a_ppm_screen_becomes_a_png_and_escapes_leave_the_serial_lines() -> None
     png, size = to_png(ppm.getvalue())
     assert size == (4, 2) and png.startswith(b"\x89PNG")
     assert strip_controls("\x1b[0;32m  OK  \x1b[0m Started\r\ndb01 login: ") == "  OK   Started\ndb01 login: "
+
+
+def test_the_report_embeds_screens_and_highlights_row_count_changes(tmp_path: Path) -> None:
+    from labmgr.history import LabEvidence, ProbeRun
+    from labmgr.history_evidence import ConsoleEvidence
+    from labmgr.report import render_report
+
+    picture = tmp_path / "db.png"
+    Image.new("RGB", (8, 4), (0, 0, 170)).save(picture, format="PNG")
+    evidence = LabEvidence("shop-1", "shop", runs=[ProbeRun(7, H2, H2, H2, 1)])
+    evidence.consoles = {7: [ConsoleEvidence("db", str(picture), 8, 4, "", "db01 login: <x>", "", H2),
+                             ConsoleEvidence("web", "", 0, 0, "", "", "no graphics device: no screenshot", H2)]}
+    evidence.row_counts = {"db: shop.invoices": [(H1, 100), (H2, 70)], "db: shop.audit": [(H1, 5)]}
+    html = render_report(evidence, "html", H2)
+    assert '<img src="data:image/png;base64,iVBORw0KGgo' in html
+    assert "db01 login: &lt;x&gt;" in html and "no graphics device" in html
+    assert '<td class="num shrank">70 (-30)</td>' in html
+    assert '<td class="num gone">gone</td>' in html
+    assert html.index("Row counts per hour") < html.index("<h2>Sign-offs</h2>")

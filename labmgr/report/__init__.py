@@ -13,6 +13,7 @@ from functools import lru_cache
 import jinja2
 
 from ..history import LabEvidence
+from .evidence import count_table, data_uri
 
 FORMATS = ("md", "html")
 
@@ -32,6 +33,7 @@ def render_report(evidence: LabEvidence, fmt: str, generated_at: str) -> str:
     return env.get_template(f"report.{fmt}.j2").render(
         e=evidence, generated_at=generated_at, total=total, passed=passed, failed=failed,
         md=_md_cell, verdict=_verdict, shares=share_rows(evidence),
+        data_uri=data_uri, counts=count_table(evidence.row_counts),
         refused=sum(1 for event in evidence.share_events if event.event == "refused"))
 
 
