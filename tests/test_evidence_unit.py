@@ -193,3 +193,19 @@ def test_the_report_embeds_screens_and_highlights_row_count_changes(tmp_path: Pa
     assert '<td class="num shrank">70 (-30)</td>' in html
     assert '<td class="num gone">gone</td>' in html
     assert html.index("Row counts per hour") < html.index("<h2>Sign-offs</h2>")
+
+
+def test_mutate_damages_for_the_new_kinds(tmp_path: Path) -> None:
+    from labmgr.probes.damages import damages_for
+
+    env = ENV.model_copy(deep=True)
+    env.servers[0].dumps.append(env.servers[0].dumps[0].model_copy(
+        update={"name": "sessions", "kind": "files", "database": None, "path": "/var/lib/php/sessions"}))
+    drift, consistency = load_probes(write(tmp_path, [{"name": "d", "kind": "drift", "server": "db"},
+                                                      {"name": "c", "kind": "consistency", "server": "db"}]), env)
+    [encrypt] = damages_for(drift, env)
+    assert encrypt.argv[-1] == "/var/lib/php/sessions" and "urandom" in encrypt.argv[2]
+    assert encrypt.description == "the files under /var/lib/php/sessions replaced by random bytes and renamed .locked"
+    [corrupt] = damages_for(consistency, env)
+    assert corrupt.argv[-1] == "shop" and "pg_relation_filepath" in corrupt.argv[2]
+    assert damages_for(drift, ENV) == []          # no files source: nothing to encrypt
