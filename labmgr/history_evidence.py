@@ -92,13 +92,20 @@ def profiles_by_hour(history: History, environment: str, lab: str | None = None)
 
 
 def previous_profile(history: History, environment: str, server: str, before: datetime) -> tuple[str, dict] | None:
-    """(point, profile) of ``server`` at the nearest restored hour before ``before``, in any lab."""
-    best: tuple[datetime, str, dict] | None = None
-    for point, servers in _by_point(history, environment).items():
+    """(point, profile) of ``server`` at the nearest restored hour before ``before``, in any lab (at
+    that hour the newest run's). Only the chosen profile is read: a year of hours is a quick scan."""
+    best: tuple[datetime, str] | None = None
+    for (point,) in history.db.execute("SELECT DISTINCT point FROM history_profiles WHERE environment = ? "
+                                       "AND server = ? AND point != ''", (environment, server)):
         moment = _moment(point)
-        if moment is not None and moment < before and server in servers and (best is None or moment > best[0]):
-            best = (moment, point, servers[server])
-    return None if best is None else (best[1], best[2])
+        if moment is not None and moment < before and (best is None or moment > best[0]):
+            best = (moment, point)
+    if best is None:
+        return None
+    (profile,) = history.db.execute("SELECT profile FROM history_profiles WHERE environment = ? AND server = ? "
+                                    "AND point = ? ORDER BY run_id DESC LIMIT 1",
+                                    (environment, server, best[1])).fetchone()
+    return best[1], json.loads(profile)
 
 
 def row_counts(history: History, environment: str, lab: str | None = None) -> dict[str, list[tuple[str, int]]]:
