@@ -105,13 +105,15 @@ def test_consistency_findings_name_the_relation_and_the_engines_message() -> Non
               "crm.other                                          OK\n")
     passed, detail = judge_consistency(output, 1)
     assert not passed
-    assert ('btree index shop.public.invoices_pkey: ERROR:  invalid page in block 1 of relation base/16384/16390'
+    assert ('btree index "shop.public.invoices_pkey": ERROR:  invalid page in block 1 of relation base/16384/16390'
             in detail)
     assert "table shop.invoices (full read): pg_dump: detail: Error message from server" in detail
     assert "table crm.customers: InnoDB: Index PRIMARY is marked as corrupted; Corrupt" in detail
     assert "crm.other" not in detail
     passed, detail = judge_consistency("== postgres shop\n== mariadb\ncrm.customers   OK\n", 0)
-    assert passed and "postgres shop" in detail and "mariadb" in detail
+    assert passed and detail == ("no corruption found: postgres shop, mariadb (pg_amcheck --heapallindexed and "
+                                 "a full read; mariadb-check --extended)")
+    assert judge_consistency("== postgres shop\n", 0)[1].endswith("(pg_amcheck --heapallindexed and a full read)")
     passed, detail = judge_consistency("== postgres shop\nsomething odd\n", 3)
     assert not passed and "exited 3" in detail
 

@@ -16,9 +16,11 @@ MAX_FINDINGS = 10
 # own copy: production is never touched); pg_dump to /dev/null is the full read of every table
 CONSISTENCY_SCRIPT = r"""
 rc=0
+# Debian wraps psql and pg_dump in /usr/bin, not pg_amcheck: the newest server's own then
+amcheck=$(command -v pg_amcheck || ls -d /usr/lib/postgresql/*/bin/pg_amcheck 2>/dev/null | sort -V | tail -n 1)
 for db in $PG_DATABASES; do
   echo "== postgres $db"
-  runuser -u postgres -- pg_amcheck --install-missing --heapallindexed -d "$db" 2>&1 || rc=1
+  runuser -u postgres -- "${amcheck:-pg_amcheck}" --install-missing --heapallindexed -d "$db" 2>&1 || rc=1
   runuser -u postgres -- pg_dump --data-only -d "$db" -f /dev/null 2>&1 || rc=1
 done
 if [ -n "$MARIADB_DATABASES" ]; then
@@ -60,7 +62,7 @@ def judge_consistency(output: str, exit_code: int) -> Verdict:
             relation = _PG_RELATION.match(line.strip())
             dump = _PG_DUMP_TABLE.search(line)
             if relation:
-                pending = f"{relation.group(1)} {relation.group(2)}{relation.group(3)}"
+                pending = f'{relation.group(1)} "{relation.group(2)}"{relation.group(3)}'
             elif dump:
                 pending = f"table {section.split()[-1]}.{dump.group(1)} (full read)"
             elif pending and line.strip():
@@ -85,8 +87,11 @@ def judge_consistency(output: str, exit_code: int) -> Verdict:
     if exit_code != 0:
         tail = " | ".join(line.strip() for line in output.strip().splitlines()[-3:]) or "no output"
         return False, f"the checks exited {exit_code}: {tail}"
-    return True, ("no corruption found: " + ", ".join(checked) + " (pg_amcheck --heapallindexed and a full read; "
-                  "mariadb-check --extended)" if checked else "nothing to check")
+    if not checked:
+        return True, "nothing to check"
+    how = [how for engine, how in (("postgres", "pg_amcheck --heapallindexed and a full read"),
+                                   ("mariadb", "mariadb-check --extended")) if any(c.startswith(engine) for c in checked)]
+    return True, f"no corruption found: {', '.join(checked)} ({'; '.join(how)})"
 
 
 def plan_consistency(probe, context: Context) -> Plan:
