@@ -11,6 +11,7 @@ consistency tests corrupt a restored lab's files with dd while its database serv
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -110,6 +111,7 @@ def swept(hypervisor, db_image, tmp_path_factory):
                 lab_down(LAB, hypervisor_uri="qemu:///system")
         finally:
             delete_snapshot(env.name, taken.id)
+            shutil.rmtree(paths.state_dir() / "evidence" / env.name, ignore_errors=True)   # screens, serial lines
             with contextlib.suppress(OSError):
                 (paths.snapshots_dir() / env.name).rmdir()
     finally:
