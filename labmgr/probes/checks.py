@@ -6,7 +6,8 @@ too) and a function that turns the ExecResult into (passed, detail). Everything
 here is pure: the unit tests feed it canned ExecResults.
 
 The families: ``sqlchecks.py`` (database queries), ``netchecks.py`` (tcp, http,
-isolation), ``guestchecks.py`` (command, checksum), ``datachecks.py`` (consistency, drift); what they share is in ``plans.py``.
+isolation), ``guestchecks.py`` (command, checksum), ``datachecks.py`` (consistency,
+drift); what they share is in ``plans.py``.
 """
 
 from __future__ import annotations

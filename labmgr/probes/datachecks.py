@@ -89,8 +89,8 @@ def judge_consistency(output: str, exit_code: int) -> Verdict:
         return False, f"the checks exited {exit_code}: {tail}"
     if not checked:
         return True, "nothing to check"
-    how = [how for engine, how in (("postgres", "pg_amcheck --heapallindexed and a full read"),
-                                   ("mariadb", "mariadb-check --extended")) if any(c.startswith(engine) for c in checked)]
+    methods = (("postgres", "pg_amcheck --heapallindexed and a full read"), ("mariadb", "mariadb-check --extended"))
+    how = [how for engine, how in methods if any(c.startswith(engine) for c in checked)]
     return True, f"no corruption found: {', '.join(checked)} ({'; '.join(how)})"
 
 

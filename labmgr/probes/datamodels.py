@@ -52,3 +52,15 @@ class DriftProbe(ProbeBase):
                                  "at the earlier hour appear (.locked)")
 
     _shares = field_validator("max_shrink", "max_entropy_jump")(classmethod(lambda cls, v: _share(v)))
+
+
+def nothing_to_check(probe, server) -> str | None:
+    """Why a consistency or drift probe on ``server`` (a spec Server) would check nothing; None if it would not."""
+    if probe.kind == "consistency" and not any(d.kind in ("postgres", "mariadb") and probe.engine in (None, d.kind)
+                                               for d in server.dumps):
+        return (f"consistency probe on server {server.name}, which dumps no "
+                f"{probe.engine or 'postgres or mariadb'} database")
+    if probe.kind == "drift" and not server.dumps:
+        return (f"drift probe on server {server.name}, which has no dump sources: its restored hours have "
+                "no data to profile")
+    return None

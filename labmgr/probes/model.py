@@ -19,7 +19,7 @@ from .. import yamlfile
 from ..errors import SpecError
 from ..spec.model import Environment, Server
 from ..strict import Strict
-from .datamodels import NAME, ConsistencyProbe, DriftProbe, Engine, ProbeBase
+from .datamodels import NAME, ConsistencyProbe, DriftProbe, Engine, ProbeBase, nothing_to_check
 from .durations import parse_duration
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
@@ -289,13 +289,8 @@ def check_probes(probes: list[Any], env: Environment, source: yamlfile.Source,
                                f"(servers: {', '.join(sorted(servers))})")
         if probe.kind in DB_KINDS:
             probe = _with_database(probe, server, source, loc)
-        if probe.kind == "consistency" and not any(d.kind in ("postgres", "mariadb") and probe.engine in (None, d.kind)
-                                                   for d in server.dumps):
-            raise source.error((*loc, "server"), f"consistency probe on server {server.name}, which dumps no "
-                               f"{probe.engine or 'postgres or mariadb'} database")
-        if probe.kind == "drift" and not server.dumps:
-            raise source.error((*loc, "server"), f"drift probe on server {server.name}, which has no dump "
-                               "sources: its restored hours have no data to profile")
+        if probe.kind in ("consistency", "drift") and (problem := nothing_to_check(probe, server)):
+            raise source.error((*loc, "server"), problem)
         if probe.kind in ("tcp", "http"):
             resolve_target(env, probe.target, source, (*loc, "target"))
         if probe.kind == "isolation":

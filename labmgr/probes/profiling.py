@@ -203,12 +203,17 @@ def profile_diff(current: dict | None, previous: dict | None) -> list[tuple[str,
     out = []
     for name in sorted(set(current.get("tables", {})) | set(previous.get("tables", {}))):
         old, new = previous.get("tables", {}).get(name), current.get("tables", {}).get(name)
-        show = (lambda t: "—" if t is None else f"{t['rows']} rows, max id {t['max_pk'] if t['max_pk'] is not None else '-'}")
-        out.append((f"table {name}", show(old), show(new), show(old) != show(new)))
+        out.append((f"table {name}", _table_text(old), _table_text(new), _table_text(old) != _table_text(new)))
     for name in sorted(set(current.get("files", {})) | set(previous.get("files", {}))):
         old, new = previous.get("files", {}).get(name), current.get("files", {}).get(name)
         out.append((f"files {name}", _files_text(old), _files_text(new), _files_text(old) != _files_text(new)))
     return out
+
+
+def _table_text(table: dict | None) -> str:
+    if table is None:
+        return "—"
+    return f"{table['rows']} rows, max id {'-' if table['max_pk'] is None else table['max_pk']}"
 
 
 def _files_text(files: dict | None) -> str:
