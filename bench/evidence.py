@@ -52,7 +52,7 @@ T0 = datetime(2026, 1, 2, tzinfo=timezone.utc)
 SESSIONS = "/var/lib/php/sessions"
 HOURS = 2 if BENCH.quick else 4
 MEASURED = 1 if BENCH.quick else 3
-LAB = "lmbench-ev"
+LAB = "lmbev-lab"          # not a prefix of production's domain names
 NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
 PROBES = {"probes": [
     {"name": "invoice-count", "kind": "sql", "server": "db", "query": "SELECT count(*) FROM invoices",
