@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS history_drills (
 CREATE TABLE IF NOT EXISTS history_share_events (
     id INTEGER PRIMARY KEY, lab TEXT NOT NULL, environment TEXT NOT NULL, share TEXT NOT NULL,
     person TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history_profiles (
+    run_id INTEGER NOT NULL REFERENCES history_probe_runs(id), lab TEXT NOT NULL, environment TEXT NOT NULL,
+    point TEXT NOT NULL, server TEXT NOT NULL, profile TEXT NOT NULL, seconds REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS history_consoles (
+    run_id INTEGER NOT NULL REFERENCES history_probe_runs(id), server TEXT NOT NULL, screenshot TEXT NOT NULL,
+    width INTEGER NOT NULL, height INTEGER NOT NULL, serial_log TEXT NOT NULL, serial_tail TEXT NOT NULL,
+    error TEXT NOT NULL, taken_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS history_profiles_by_env ON history_profiles (environment, server, point);
 CREATE INDEX IF NOT EXISTS history_runs_by_lab ON history_probe_runs (lab, id);
 """
 
@@ -161,6 +169,8 @@ class LabEvidence:
     share_events: list[ShareEvent] = field(default_factory=list)
     bisections: list[dict] = field(default_factory=list)    # labmgr bisect (lab/bisect.py keeps them)
     mutations: list[dict] = field(default_factory=list)     # probe --mutate (lab/mutate.py keeps them)
+    consoles: dict[int, list] = field(default_factory=dict)  # run id -> ConsoleEvidence (history_evidence.py)
+    row_counts: dict[str, list] = field(default_factory=dict)   # "server: table" -> [(point, rows)]
     drills: list[Drill] = field(default_factory=list)       # the environment's drills, oldest first
     objectives: dict[str, float] = field(default_factory=dict)  # the spec's, when no drill judged this lab
 

@@ -48,7 +48,9 @@ def test_no_host_path_of_production_is_left_in_the_lab(lab) -> None:
 def test_serial_and_console_logs_become_one_lab_file(lab) -> None:
     logs = {node.getparent().tag + node.getparent().find("target").get("port", ""): node.get("file")
             for node in lab.iter("log")}
-    assert logs == {"serial0": f"{LAB_DIR}/serial0.log", "console0": f"{LAB_DIR}/serial0.log"}
+    # production's logged port keeps one file for port and console; the port that logged nothing gets its own
+    assert logs == {"serial0": f"{LAB_DIR}/serial0.log", "console0": f"{LAB_DIR}/serial0.log",
+                    "serial1": f"{LAB_DIR}/serial1.log"}
     second = lab.findall("devices/serial")[1]
     assert second.get("type") == "pty" and second.find("source") is None
 

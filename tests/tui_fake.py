@@ -27,7 +27,8 @@ from labmgr.notify.model import ProbeResult
 from labmgr.probes.report import exit_code
 from labmgr.progress import shielded
 from labmgr.timeparse import format_point
-from labmgr.tui.backend import Grid, LabRow, ProbeRun, TimelineShape, hour_of
+from labmgr.probes.profiling import judge_drift, profile_diff
+from labmgr.tui.backend import Grid, HourProfile, LabRow, ProbeRun, TimelineShape, hour_of
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=timezone.utc)      # every test's clock
 NEWEST = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
@@ -89,6 +90,16 @@ class World:
     restore_error: Exception | None = None                       # raised by restore, after the revert stage
     reverted: list[str] = field(default_factory=list)             # servers put back at the previous point
     flagged: set[datetime] = field(default_factory=set)          # hours a YARA rule matched in
+    profiles: dict[datetime, dict[str, dict]] = field(default_factory=dict)   # restored hour -> server -> profile
+    consoles: dict[str, tuple[str, str]] = field(default_factory=dict)        # server -> (serial tail, screenshot)
+
+
+def fake_profile(invoices: int, encrypted: int = 0) -> dict:
+    """A data profile as the core takes it (labmgr/probes/profiling.py)."""
+    return {"tables": {"shop.invoices": {"rows": invoices, "max_pk": invoices, "counted": "exact"}},
+            "files": {"sessions": {"path": "/var/lib/php/sessions", "files": 10, "bytes": 30000,
+                                   "high_entropy": encrypted, "extensions": {"": 10}}},
+            "errors": []}
 
 
 class FakeBackend:
@@ -271,6 +282,37 @@ class FakeBackend:
         self.world.labs[lab] = replace(self._lab(lab), point=format_point(good[-1]))
         return f"last good hour {format_point(good[-1])}, first bad hour {format_point(first_bad)}"
 
+    def drifted_hours(self, lab: str) -> set[datetime]:
+        """As the core: an hour drifted when the drift rules (10% shrink, +20% entropy) fail against
+        the nearest earlier profiled hour."""
+        answer = self._enter("drifted_hours", lab)
+        if answer is not NotImplemented:
+            return answer
+        self._lab(lab)
+        hours, out = sorted(self.world.profiles), set()
+        for earlier, hour in zip(hours, hours[1:]):
+            for server, profile in self.world.profiles[hour].items():
+                passed, _ = judge_drift(profile, self.world.profiles[earlier].get(server),
+                                        (format_point(hour), format_point(earlier)), max_shrink=0.1,
+                                        max_entropy_jump=0.2)
+                if not passed:
+                    out.add(hour)
+        return out
+
+    def hour_profile(self, lab: str, hour: datetime) -> HourProfile | None:
+        answer = self._enter("hour_profile", lab, hour)
+        if answer is not NotImplemented:
+            return answer
+        self._lab(lab)
+        if hour not in self.world.profiles:
+            return None
+        earlier = [h for h in sorted(self.world.profiles) if h < hour]
+        before = self.world.profiles[earlier[-1]] if earlier else {}
+        now = self.world.profiles[hour]
+        rows = [(f"{server}: {what}", old, new, changed) for server in sorted(set(now) | set(before))
+                for what, old, new, changed in profile_diff(now.get(server), before.get(server))]
+        return HourProfile(format_point(hour), format_point(earlier[-1]) if earlier else "", rows)
+
     # probes -----------------------------------------------------------------------
     def probe_run(self, lab: str) -> ProbeRun | None:
         answer = self._enter("probe_run", lab)
@@ -299,7 +341,7 @@ class FakeBackend:
         if answer is not NotImplemented:
             return answer
         self._lab(lab)
-        return [
+        servers = [
             ServerInfo("db", f"{lab}-db", "running", "db01.shop.test", ["10.66.0.11"], "db01.shop.test",
                        ["10.66.0.11"], access=[f"labmgr ssh {lab} db01.shop.test",
                                                f"labmgr forward {lab} db01.shop.test:PORT --listen 127.0.0.1:PORT",
@@ -308,6 +350,9 @@ class FakeBackend:
                        [], agent_error="guest agent of 'shop-1-app' did not answer guest-ping",
                        access=[f"labmgr ssh {lab} app01.shop.test", f"labmgr console {lab} app"]),
         ]
+        for info in servers:        # the newest probe run's console evidence, as the core reads it
+            info.console_tail, info.screenshot = self.world.consoles.get(info.server, ("", ""))
+        return servers
 
     def console_command(self, lab: str, server: str) -> list[str]:
         answer = self._enter("console_command", lab, server)

@@ -36,7 +36,7 @@ def _labs(hypervisor: Hypervisor) -> list[str]:
 
 def _folders() -> list[Path]:
     return [environment_dir(PREFIX), paths.state_dir() / "dumps" / PREFIX, workdir(),
-            paths.state_dir() / "production" / PREFIX]
+            paths.state_dir() / "production" / PREFIX, paths.state_dir() / "evidence" / PREFIX]
 
 
 def leftovers(hypervisor: Hypervisor) -> list[str]:

@@ -37,7 +37,7 @@ def production_for(env: Environment, virt_type: str) -> prod.Production:
                             f"with one NIC; the spec says '{server.domain}' with {len(server.nics)}")
         nic = server.nics[0]
         servers.append(prod.ProdServer(server.name, server.hostname, str(nic.ip), nic.mac,
-                                       memory=server.memory or 512))
+                                       memory=server.memory or 512, screen=True))
     return prod.Production(prefix=env.name, network=str(network.cidr),
                            gateway=str(network.gateway or next(network.cidr.hosts())), servers=servers,
                            uri=env.hypervisor, virt_type=virt_type)

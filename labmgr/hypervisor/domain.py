@@ -137,6 +137,40 @@ class Domain:
         with translated(self._what("defining")):
             self.hypervisor.conn.defineXML(xml)
 
+    # console evidence ------------------------------------------------------
+    def screen_devices(self) -> tuple[int, int]:
+        """(graphics devices, video devices) of the running definition."""
+        from ..xml.builder import DomainXML
+
+        devices = DomainXML(self.xml(inactive=False)).devices
+        return len(devices.findall("graphics")), len(devices.findall("video"))
+
+    def screenshot(self) -> tuple[str, bytes] | None:
+        """The first screen as (mime type, bytes): QEMU answers with a PPM image. None when the
+        VM has no graphics device (nothing to look at)."""
+        graphics, video = self.screen_devices()
+        if not graphics or not video:
+            return None
+        chunks: list[bytes] = []
+        with translated(self._what("taking a screenshot of")):
+            stream = self.hypervisor.conn.newStream(0)
+            try:
+                mime = self.dom.screenshot(stream, 0, 0)
+                stream.recvAll(lambda _stream, data, sink: sink.append(data) or len(data), chunks)
+                stream.finish()
+            except libvirt.libvirtError:
+                stream.abort()
+                raise
+        return mime or "image/x-portable-pixmap", b"".join(chunks)
+
+    def serial_logs(self) -> list[str]:
+        """The host files the running VM's serial ports log to."""
+        from ..xml.builder import DomainXML
+
+        devices = DomainXML(self.xml(inactive=False)).devices
+        return [log.get("file") for node in devices.findall("serial") for log in node.findall("log")
+                if log.get("file")]
+
     def agent(self, timeout: float = 10) -> "GuestAgent":
         from .agent import GuestAgent
 

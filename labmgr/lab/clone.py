@@ -24,7 +24,8 @@ domain with:
 8. graphical consoles on the hypervisor's loopback with automatic ports;
    serial devices that reach the network or host files become ptys;
    every ``<log file>`` of a serial port, console or channel becomes a file in
-   the lab's directory;
+   the lab's directory, and a serial port without one gets one there (the
+   console evidence of every probe run reads its last lines);
 9. unix channel sockets chosen afresh (the guest agent's channel is kept);
    channels to the host's network or files (tcp, udp, file, pipe, dev,
    guestfwd) removed;
@@ -121,6 +122,7 @@ def derive_lab_domain(production_xml: str, inputs: CloneInputs) -> str:
     devices = domain.devices
     if inputs.directory is not None:
         device_edits.own_log_files(devices, inputs.directory)
+        device_edits.log_serial_consoles(devices, inputs.directory)
     domain.fresh_channel_sockets()
     device_edits.drop_outside_channels(devices)
     device_edits.rng_builtin(devices)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import LabError, NotFoundError
 from ..history import LabEvidence, Signoff, history_for
+from ..history_evidence import consoles_of, row_counts
 from ..spec import load_environment
 from . import records
 
@@ -31,6 +32,8 @@ def evidence_for(name: str, spec: Path | None = None) -> LabEvidence:
     env = load_environment(spec)
     with history_for(env) as history:
         evidence = history.evidence(name, env.name)
+        evidence.consoles = {run.id: consoles_of(history, run.id) for run in evidence.runs}
+        evidence.row_counts = row_counts(history, env.name, name)
         evidence.drills = history.drills(env.name)
     evidence.objectives = env.objectives.seconds() if env.objectives else {}
     if not evidence.created_at and not evidence.restores and not evidence.runs:

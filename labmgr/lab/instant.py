@@ -32,7 +32,7 @@ from .clone import ResumeInputs, resume_lab_domain
 from .labparts import make_networks, reserve_lab, serve_dhcp_dns
 from .pointintime import CLEAN, SAVED, settle
 from .records import LabRecord, LabServer
-from .template import Template, drop_template, ensure_template, template_key
+from .template import SERIAL_LOG, Template, drop_template, ensure_template, template_key
 from .teardown import remove_lab
 
 
@@ -126,6 +126,8 @@ def _define(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snap
         domain_name=lab_server.domain, uuid=str(uuid.uuid4()),
         overlays={t: PurePosixPath(p) for t, p in lab_server.overlays.items()}, nvram=nvram,
         networks={n: ln.name for n, ln in record.networks.items()}, directory=folder))
+    # the lab's serial log starts with the template's boot (its login prompt among it)
+    host.run(["cp", str(PurePosixPath(point.state).parent / SERIAL_LOG), str(folder / SERIAL_LOG)], check=False)
     clean = savedstate.write_header(host, point, header.with_xml(xml), folder / "clean.head")
     lab_server.saved[CLEAN] = clean.to_dict()
     hypervisor.define_domain(xml)

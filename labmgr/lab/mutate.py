@@ -25,13 +25,13 @@ from ..errors import LabError, LabmgrError
 from ..history import history_for, now
 from ..hosts import host_for
 from ..hypervisor import connect
-from ..probes import load_probes, run_probes
+from ..probes import load_probes
 from ..probes.damages import Damage, damages_for
 from ..progress import SILENT, Reporter
 from ..spec import load_environment
 from . import records
 from .pointintime import PREVIOUS, check_agents, points_of
-from .probing import probe_lab
+from .probing import probe_lab, probe_with_profiles
 
 
 @dataclass
@@ -167,7 +167,7 @@ def _one(damage: Damage, record, env, probes: list, domains: dict, keepers: dict
         if not result.ok:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.exit_code}"]
             return Outcome(damage, False, error=tail[0])
-        after = _verdicts(run_probes(record, env, probes))
+        after = _verdicts(probe_with_profiles(domain.hypervisor, record, env, probes)[0])
         return Outcome(damage, True, [n for n, passed in after.items() if baseline.get(n) and not passed])
     finally:
         # as a failed restore does: the server is back at the lab's point (a resumed VM: a new handle)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import LabmgrError
+from ..history import history_for
+from ..history_evidence import consoles_of
 from ..hypervisor import connect
 from ..spec import load_environment
 from . import records
@@ -21,6 +23,8 @@ class ServerInfo:
     guest_ips: list[str] = field(default_factory=list)
     agent_error: str = ""
     access: list[str] = field(default_factory=list)   # ways in, as commands a person types
+    console_tail: str = ""           # the serial console's last lines, kept with the newest probe run
+    screenshot: str = ""             # that run's screenshot (a PNG under the state directory)
 
 
 def console_command(hypervisor_uri: str, domain: str) -> list[str]:
@@ -31,6 +35,10 @@ def server_info(name: str) -> list[ServerInfo]:
     record = records.load(name)
     env = load_environment(record.spec)
     out = []
+    with history_for(env) as history:
+        newest = history.db.execute("SELECT max(id) FROM history_probe_runs WHERE lab = ? AND environment = ?",
+                                    (name, env.name)).fetchone()[0]
+        consoles = {c.server: c for c in consoles_of(history, newest)} if newest else {}
     with connect(record.hypervisor) as hypervisor:
         for server in env.servers:
             lab_server = record.servers.get(server.name)
@@ -41,6 +49,8 @@ def server_info(name: str) -> list[ServerInfo]:
                               access=[f"labmgr ssh {name} {server.hostname}",
                                       f"labmgr forward {name} {server.hostname}:PORT --listen 127.0.0.1:PORT",
                                       f"labmgr console {name} {server.name}"])
+            if server.name in consoles:
+                info.console_tail, info.screenshot = consoles[server.name].serial_tail, consoles[server.name].screenshot
             try:
                 domain = hypervisor.domain(lab_server.domain)
                 info.state = domain.state

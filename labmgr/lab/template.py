@@ -95,6 +95,9 @@ def ensure_template(hypervisor: Hypervisor, host, env: Environment, spec_path: P
         return template
 
 
+SERIAL_LOG = "serial0.log"
+
+
 def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Path, snapshot: Snapshot,
                   key: str, virt_type: str, reporter: Reporter = SILENT) -> Template:
     started = time.monotonic()
@@ -112,8 +115,11 @@ def make_template(hypervisor: Hypervisor, host, env: Environment, spec_path: Pat
                 folder = directory / server
                 host.mkdir(folder)
                 host.make_traversable(folder)
-                saved = savedstate.save_point(host, hypervisor.domain(lab_server.domain), folder, POINT,
-                                              lab_server.overlays, lab_server.nvram)
+                domain = hypervisor.domain(lab_server.domain)
+                logs = domain.serial_logs()
+                saved = savedstate.save_point(host, domain, folder, POINT, lab_server.overlays, lab_server.nvram)
+                if logs:    # the boot's serial lines: each lab resumed from it starts its own log with them
+                    host.run(["cp", logs[0], str(folder / SERIAL_LOG)], check=False)
                 host.chmod(saved.state, 0o644)
                 # every lab resumes this state: checked against its sha256 before each resume
                 template.servers[server] = replace(saved, sha256=savedstate.state_digest(host, saved.state)).to_dict()

@@ -6,13 +6,15 @@ too) and a function that turns the ExecResult into (passed, detail). Everything
 here is pure: the unit tests feed it canned ExecResults.
 
 The families: ``sqlchecks.py`` (database queries), ``netchecks.py`` (tcp, http,
-isolation), ``guestchecks.py`` (command, checksum); what they share is in ``plans.py``.
+isolation), ``guestchecks.py`` (command, checksum), ``datachecks.py`` (consistency,
+drift); what they share is in ``plans.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from .datachecks import plan_consistency, plan_drift
 from .guestchecks import judge_checksums, plan_checksum, plan_command
 from .netchecks import (HTTP_SCRIPT, ISOLATION_SCRIPT, TCP_SCRIPT, judge_isolation, parse_http, plan_http,
                         plan_isolation, plan_tcp)
@@ -42,4 +44,6 @@ PLANNERS: dict[str, Callable[..., Plan]] = {
     "tcp": plan_tcp,
     "http": plan_http,
     "checksum": plan_checksum,
+    "consistency": plan_consistency,
+    "drift": plan_drift,
 }

@@ -34,7 +34,21 @@ TABLE: dict[str, list[tuple[str, str]]] = {
     "checksum": [("empty-files", "{paths} emptied"),
                  ("change-files", "{paths} changed")],
     "isolation": [],
+    "drift": [("encrypt-files", "the files under {paths} replaced by random bytes and renamed .locked")],
+    "consistency": [("corrupt-index", "a page of the biggest index of {database} overwritten while "
+                                      "PostgreSQL is stopped")],
 }
+# ransomware's work, in the guest: every file random bytes (16 KiB), renamed with .locked
+_ENCRYPT = ('n=0; for d in "$@"; do for f in $(find "$d" -xdev -type f); do head -c 16384 /dev/urandom > "$f" '
+            '&& mv "$f" "$f.locked" && n=$((n+1)); done; done; [ "$n" -gt 0 ]')
+# block 1 of the largest index (a btree's first data page) overwritten while the server is stopped
+_CORRUPT_INDEX = ('db="$1"; f=$(runuser -u postgres -- psql -XAtd "$db" -c "SELECT current_setting(\'data_directory\') '
+                  '|| \'/\' || pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = '
+                  'c.relnamespace WHERE c.relkind = \'i\' AND n.nspname NOT IN (\'pg_catalog\', '
+                  '\'information_schema\') AND n.nspname NOT LIKE \'pg_toast%\' ORDER BY '
+                  'pg_relation_size(c.oid) DESC LIMIT 1") && [ -n "$f" ] && systemctl stop postgresql && '
+                  'dd if=/dev/urandom of="$f" bs=8192 seek=1 count=1 conv=notrunc 2>/dev/null; '
+                  'systemctl start postgresql && for i in $(seq 60); do pg_isready -q && exit 0; sleep 1; done; exit 1')
 CHANGE_LINE = "labmgr mutation test: changed"
 VERSION_SUFFIX = "-labmgr-mutation"
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
@@ -64,6 +78,8 @@ def damages_for(probe, env) -> list[Damage]:
 
 
 def _build(damage_id: str, probe, env):
+    if damage_id in ("encrypt-files", "corrupt-index"):
+        return _data_damage(damage_id, probe, env)
     if damage_id in ("delete-middle-row", "delete-third", "drop-table", "age-newest"):
         table = _table(probe)
         if table is None:
@@ -89,6 +105,17 @@ def _build(damage_id: str, probe, env):
     action = ': > "$f"' if damage_id == "empty-files" else f'echo {shlex.quote(CHANGE_LINE)} >> "$f"'
     script = f'n=0; for f in {" ".join(paths)}; do [ -f "$f" ] && {action} && n=$((n+1)); done; [ "$n" -gt 0 ]'
     return probe.server, ["sh", "-c", script], {"paths": shown}
+
+
+def _data_damage(damage_id: str, probe, env):
+    dumps = env.server(probe.server).dumps
+    if damage_id == "encrypt-files":
+        found = [d.path for d in dumps if d.kind == "files"]
+        return (probe.server, ["sh", "-c", _ENCRYPT, "encrypt", *found], {"paths": ", ".join(found)}) if found \
+            else None
+    found = [d.database for d in dumps if d.kind == "postgres" and getattr(probe, "engine", None) in (None, "postgres")]
+    return (probe.server, ["sh", "-c", _CORRUPT_INDEX, "corrupt", found[0]], {"database": found[0]}) if found \
+        else None
 
 
 def _target_server(env, probe) -> str:

@@ -19,11 +19,10 @@ from .. import yamlfile
 from ..errors import SpecError
 from ..spec.model import Environment, Server
 from ..strict import Strict
+from .datamodels import NAME, ConsistencyProbe, DriftProbe, Engine, ProbeBase, nothing_to_check
 from .durations import parse_duration
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
-Engine = Literal["postgres", "mariadb"]
 ALL_SERVERS = "all"
 GATEWAY_PORTS = ("", ":22", ":443")   # a gateway must answer neither ping nor TCP
 ISOLATION_SLACK = 5      # seconds an isolation probe needs beyond one connect_timeout
@@ -63,14 +62,6 @@ class Expect(Strict):
         if self.between is not None and self.between[0] > self.between[1]:
             raise ValueError(f"between: {self.between[0]} is greater than {self.between[1]}")
         return self
-
-
-class ProbeBase(Strict):
-    name: str = Field(pattern=NAME)
-    server: str
-    timeout: float = Field(default=60, gt=0, le=3600, description="seconds")
-    severity: Literal["critical", "warning"] = "critical"
-    description: str | None = None
 
 
 class DatabaseProbe(ProbeBase):
@@ -249,8 +240,10 @@ class IsolationProbe(ProbeBase):
 
 
 Probe = Annotated[Union[SqlProbe, SequenceGapsProbe, FreshnessProbe, CommandProbe, TcpProbe, HttpProbe,
-                        ChecksumProbe, ComparePreviousProbe, IsolationProbe], Field(discriminator="kind")]
-KINDS = ("sql", "sequence_gaps", "freshness", "command", "tcp", "http", "checksum", "compare_previous", "isolation")
+                        ChecksumProbe, ComparePreviousProbe, IsolationProbe, ConsistencyProbe, DriftProbe],
+                  Field(discriminator="kind")]
+KINDS = ("sql", "sequence_gaps", "freshness", "command", "tcp", "http", "checksum", "compare_previous", "isolation",
+         "consistency", "drift")
 DB_KINDS = ("sql", "sequence_gaps", "freshness", "compare_previous")
 
 
@@ -296,6 +289,8 @@ def check_probes(probes: list[Any], env: Environment, source: yamlfile.Source,
                                f"(servers: {', '.join(sorted(servers))})")
         if probe.kind in DB_KINDS:
             probe = _with_database(probe, server, source, loc)
+        if probe.kind in ("consistency", "drift") and (problem := nothing_to_check(probe, server)):
+            raise source.error((*loc, "server"), problem)
         if probe.kind in ("tcp", "http"):
             resolve_target(env, probe.target, source, (*loc, "target"))
         if probe.kind == "isolation":

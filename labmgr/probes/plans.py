@@ -22,11 +22,14 @@ class Context:
     # compare_previous: probe name -> (point, value) read at the latest earlier point; and what this run read
     previous: dict[str, tuple[str, str]] = field(default_factory=dict)
     recorded: dict[str, str] = field(default_factory=dict)
+    # drift: server -> this hour's data profile; server -> (point, profile) of the nearest earlier hour
+    profiles: dict[str, dict] = field(default_factory=dict)
+    previous_profiles: dict[str, tuple[str, dict]] = field(default_factory=dict)
 
 
 @dataclass
 class Plan:
-    argv: list[str]
+    argv: list[str]         # empty: judged on the host alone (drift), nothing runs in the guest
     evaluate: Callable[[ExecResult], Verdict]
     stdin: bytes | None = None
 

@@ -47,16 +47,19 @@ def select(probes: list, only: str | Iterable[str] | None) -> list:
 
 def run_probes(record, env: Environment, probes: list, *, only: str | Iterable[str] | None = None,
                agent_for: Callable[[str], object] | None = None, now: datetime | None = None,
-               previous: dict[str, tuple[str, str]] | None = None) -> list[ProbeResult]:
+               previous: dict[str, tuple[str, str]] | None = None, profiles: dict[str, dict] | None = None,
+               previous_profiles: dict[str, tuple[str, dict]] | None = None) -> list[ProbeResult]:
     """Run ``probes`` (or those named by ``only``) in the lab ``record``; results in the probes' order.
 
     ``agent_for(server_name)`` gives the guest agent of that server's lab domain (anything with
     ``exec(argv, timeout, stdin, env) -> ExecResult``); by default it is looked up through libvirt.
     ``previous`` is what compare_previous probes compare with: {probe: (point, value)} read at
     the latest earlier point (``History.previous_values``); a result's ``value`` is what it read.
+    ``profiles`` / ``previous_profiles`` are what drift probes compare (``lab/profiler.py``).
     """
     chosen = select(probes, only)
-    context = Context(env=env, point=lab_point(record), now=now, previous=dict(previous or {}))
+    context = Context(env=env, point=lab_point(record), now=now, previous=dict(previous or {}),
+                      profiles=dict(profiles or {}), previous_profiles=dict(previous_profiles or {}))
     if agent_for is None:
         return _with_libvirt(record, lambda agents: _run_all(chosen, context, agents))
     return _run_all(chosen, context, _cached(agent_for))
@@ -102,6 +105,9 @@ def _run_one(probe, context: Context, agent_for: Callable[[str], object],
         output = ""
         try:
             step = plan(probe, context)
+            if not step.argv:
+                passed, detail = step.evaluate(ExecResult(0, "", ""))
+                return _result(probe, passed, detail, started, "", context)
             agent = agent_for(probe.server)
             result: ExecResult = agent.exec(guarded(step.argv, probe.timeout), timeout=probe.timeout + GRACE,
                                             stdin=step.stdin, env=None)
@@ -114,9 +120,13 @@ def _run_one(probe, context: Context, agent_for: Callable[[str], object],
             passed, detail = False, f"error: {exc}"
         except Exception as exc:     # a probe must never take the others down
             passed, detail = False, f"error: {type(exc).__name__}: {exc}"
-        return ProbeResult(name=probe.name, server=probe.server, kind=probe.kind, severity=probe.severity,
-                           passed=passed, seconds=round(time.monotonic() - started, 3), detail=detail,
-                           output_tail=output, value=context.recorded.get(probe.name))
+        return _result(probe, passed, detail, started, output, context)
+
+
+def _result(probe, passed: bool, detail: str, started: float, output: str, context: Context) -> ProbeResult:
+    return ProbeResult(name=probe.name, server=probe.server, kind=probe.kind, severity=probe.severity,
+                       passed=passed, seconds=round(time.monotonic() - started, 3), detail=detail,
+                       output_tail=output, value=context.recorded.get(probe.name))
 
 
 def _tail(result: ExecResult, lines: int = TAIL_LINES) -> str:

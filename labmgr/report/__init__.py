@@ -21,6 +21,8 @@ from ..history import LabEvidence
 from ..objectives import format_duration
 from . import charts
 from .pdf import html_to_pdf
+from ..timeparse import parse_point
+from .evidence import count_table, data_uri
 from .verdict import latest_runs, verdict_of
 
 FORMATS = ("md", "html", "pdf")
@@ -39,12 +41,16 @@ def render_report(evidence: LabEvidence, fmt: str, generated_at: str,
     """The report as Markdown (``md``) or one self-contained HTML page (``html``); ``row_counts``
     ({table: [(hour, rows)]}, from the hours' data profiles) adds its chart to the HTML."""
     env = _templates(fmt == "html")
+    if row_counts is None:       # the hours' data profiles, as the history keeps them
+        row_counts = {table: [(parse_point(point), rows) for point, rows in hours if point]
+                      for table, hours in evidence.row_counts.items()}
     total = sum(evidence.timings.values())
     passed = sum(1 for run in evidence.runs for r in run.results if r.passed)
     failed = sum(1 for run in evidence.runs for r in run.results if not r.passed)
     return env.get_template(f"report.{fmt}.j2").render(
         e=evidence, generated_at=generated_at, total=total, passed=passed, failed=failed,
         md=_md_cell, verdict=_verdict, shares=share_rows(evidence), duration=format_duration,
+        data_uri=data_uri, counts=count_table(evidence.row_counts),
         refused=sum(1 for event in evidence.share_events if event.event == "refused"),
         v=verdict_of(evidence), charts=pictures(evidence, row_counts) if fmt == "html" else {})
 

@@ -52,6 +52,15 @@ class TimelineShape:
 
 
 @dataclass(frozen=True)
+class HourProfile:
+    """A restored hour's data profile next to the nearest earlier hour's (the drift probe's view)."""
+
+    point: str
+    previous: str                   # '' when no earlier hour was profiled
+    rows: list[tuple[str, str, str, bool]] = field(default_factory=list)   # what, earlier, this hour, changed
+
+
+@dataclass(frozen=True)
 class ProbeRun:
     point: str
     results: list[ProbeResult] = field(default_factory=list)
@@ -73,6 +82,8 @@ class Backend(Protocol):
     def restore(self, lab: str, at: datetime, reporter: Reporter) -> str: ...
     def flagged_hours(self, spec: Path) -> set[datetime]: ...
     def bisect(self, lab: str, probes_file: Path, until: datetime | None, reporter: Reporter) -> str: ...
+    def drifted_hours(self, lab: str) -> set[datetime]: ...
+    def hour_profile(self, lab: str, hour: datetime) -> HourProfile | None: ...
     # probes
     def probe_run(self, lab: str) -> ProbeRun | None: ...
     def run_probes(self, lab: str, probes_file: Path, only: list[str] | None) -> ProbeRun: ...
@@ -218,6 +229,29 @@ class CoreBackend:
         result = bisect_lab(lab, probes_file, until=until and format_point(until + timedelta(minutes=59)),
                             reporter=reporter)
         return f"{result.message} ({result.restores} restores of at most {result.budget})"
+
+    def drifted_hours(self, lab: str) -> set[datetime]:
+        """Hours whose newest probe run at them has a failed drift probe."""
+        from ..lab.evidence import evidence_for
+        from ..timeparse import parse_point
+
+        newest: dict[datetime, bool] = {}
+        for run in evidence_for(lab).runs:
+            drifts = [r for r in run.results if r.kind == "drift"]
+            if run.point and drifts:
+                newest[hour_of(parse_point(run.point))] = not all(r.passed for r in drifts)
+        return {hour for hour, drifted in newest.items() if drifted}
+
+    def hour_profile(self, lab: str, hour: datetime) -> HourProfile | None:
+        from ..history import history_for
+        from ..history_evidence import compare_hour
+        from ..lab import records
+        from ..spec import load_environment
+
+        env = load_environment(records.load(lab).spec)
+        with history_for(env) as history:
+            found = compare_hour(history, env.name, hour)
+        return None if found is None else HourProfile(*found)
 
     def probe_run(self, lab: str) -> ProbeRun | None:
         from ..lab import records

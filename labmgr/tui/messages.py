@@ -62,6 +62,12 @@ class VerdictsLoaded(Message):
         self.verdicts = verdicts
 
 
+class DriftLoaded(Message):
+    def __init__(self, hours: set[datetime]) -> None:
+        super().__init__()
+        self.hours = hours
+
+
 class FlaggedLoaded(Message):
     def __init__(self, hours: set[datetime]) -> None:
         super().__init__()

@@ -39,6 +39,36 @@ def own_log_files(devices: etree._Element, directory: PurePosixPath) -> dict[str
     return moved
 
 
+def log_serial_consoles(devices: etree._Element, directory: PurePosixPath) -> list[str]:
+    """Every pty serial port logs to its own file in ``directory`` (appending, so a revert or a resume
+    loses nothing); a console that mirrors serial port N names that port's file. Returns the files."""
+    files = []
+    by_port: dict[str, str] = {}
+    for index, node in enumerate(devices.findall("serial")):
+        target = node.find("target")
+        port = target.get("port", str(index)) if target is not None else str(index)
+        log = node.find("log")
+        if log is None and node.get("type") == "pty":
+            log = _add_log(node, directory / f"serial{index}.log")
+            files.append(log.get("file"))
+        if log is not None:
+            by_port[port] = log.get("file", "")
+    for node in devices.findall("console"):
+        target = node.find("target")
+        mirrored = by_port.get(target.get("port", "0") if target is not None else "0")
+        if node.get("type") == "pty" and node.find("log") is None and mirrored \
+                and (target is None or target.get("type", "serial") == "serial"):
+            _add_log(node, PurePosixPath(mirrored))
+    return files
+
+
+def _add_log(node: etree._Element, path: PurePosixPath) -> etree._Element:
+    log = etree.SubElement(node, "log")
+    log.set("file", str(path))
+    log.set("append", "on")
+    return log
+
+
 def drop_outside_channels(devices: etree._Element) -> list[str]:
     """Remove channels to the host's network or files (tcp, udp, file, pipe, dev, guestfwd)."""
     dropped = []

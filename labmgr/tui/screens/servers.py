@@ -1,4 +1,5 @@
-"""Servers: state, production hostname and IPs as the guest agent reports them; the serial console, ssh."""
+"""Servers: state, production hostname and IPs as the guest agent reports them; the serial console, ssh;
+the console evidence of the newest probe run (its screenshot's path, the serial console's last lines)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ...lab.servers import ServerInfo
 from ..messages import Failed, Loaded
 from .base import MainScreen
 
+CONSOLE_LINES = 8
 COLUMNS = ("server", "domain", "state", "hostname", "guest says", "addresses (guest agent)")
 
 
@@ -81,6 +83,11 @@ class ServersScreen(MainScreen):
         lines += [f"  {path}" for path in server.access]
         if server.agent_error:
             lines.append(f"guest agent: {server.agent_error}")
+        if server.screenshot:
+            lines.append(f"screen at the last probe run: {server.screenshot}")
+        if server.console_tail:
+            lines.append("serial console's last lines (last probe run):")
+            lines += [f"  {line}" for line in server.console_tail.splitlines()[-CONSOLE_LINES:]]
         self.query_one("#access", Static).update(Text("\n".join(lines)))
 
     def selected(self) -> ServerInfo | None:

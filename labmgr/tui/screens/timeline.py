@@ -18,11 +18,12 @@ from textual.widgets import Static
 from ...probes.report import exit_code
 from ...timeparse import parse_point
 from ..backend import ProbeRun, hour_of
-from ..messages import (CompleteHoursLoaded, Failed, FlaggedLoaded, LabLoaded, PageLoaded, ShapeLoaded,
-                        VerdictsLoaded)
+from ..messages import (CompleteHoursLoaded, DriftLoaded, Failed, FlaggedLoaded, LabLoaded, Loaded, PageLoaded,
+                        ShapeLoaded, VerdictsLoaded)
 from ..widgets.timeline_grid import HOUR, LEGEND, TimelineGrid, describe
 from .base import MainScreen
 from .dialogs import AskScreen
+from .profile import ProfileScreen
 from .progress import ProgressScreen
 
 
@@ -33,6 +34,7 @@ class TimelineScreen(MainScreen):
         Binding("a", "all_present", "All servers present"),
         Binding("r", "reload", "Refresh"),
         Binding("b", "bisect", "Bisect", show=False),
+        Binding("d", "profile", "Data profile", show=False),     # the legend names it when an hour drifted
     ]
 
     def __init__(self) -> None:
@@ -101,8 +103,16 @@ class TimelineScreen(MainScreen):
             return
         try:
             self.post_message(VerdictsLoaded(self.app.backend.verdicts(lab.name)))
+            self.post_message(DriftLoaded(self.app.backend.drifted_hours(lab.name)))
         except Exception as exc:
             self.post_message(Failed("reading the probe history", exc))
+
+    @work(thread=True, exclusive=True, group="profile")
+    def load_profile(self, lab: str, hour: datetime) -> None:
+        try:
+            self.post_message(Loaded("profile", (hour, self.app.backend.hour_profile(lab, hour))))
+        except Exception as exc:
+            self.post_message(Failed("reading the hour's data profile", exc))
 
     # answers ----------------------------------------------------------------------
     @on(ShapeLoaded)
@@ -134,10 +144,29 @@ class TimelineScreen(MainScreen):
     @on(FlaggedLoaded)
     def flagged_loaded(self, message: FlaggedLoaded) -> None:
         self.grid.set_flagged(message.hours)
+        # the legend names '!' only when a store was scanned, '≈' only when some hour drifted
+        drift = "  ≈ data drifted (d: profile)" if self.grid.drifted else ""
+        self.query_one("#legend", Static).update(Text(self._legend() + drift))
+
+    @on(DriftLoaded)
+    def drift_loaded(self, message: DriftLoaded) -> None:
+        self.grid.set_drifted(message.hours)
+        if message.hours:
+            self.query_one("#legend", Static).update(Text(self._legend() + "  ≈ data drifted (d: profile)"))
+
+    def _legend(self) -> str:
         legend = "  ".join(f"{g} {what}" for g, what in LEGEND) + "  ▶ lab's point"
-        if message.hours:          # only then: the legend of a store never scanned stays as it was
-            legend += "  ! rules matched (dumps scan)"
-        self.query_one("#legend", Static).update(Text(legend))
+        return legend + ("  ! rules matched (dumps scan)" if self.grid.flagged else "")
+
+    @on(Loaded)
+    def profile_loaded(self, message: Loaded) -> None:
+        if message.what != "profile":
+            return
+        hour, profile = message.value
+        if profile is None:
+            self.say(f"no data profile of {hour:%Y-%m-%d %H:%M} UTC: restore and probe it first")
+            return
+        self.app.push_screen(ProfileScreen(profile))
 
     @on(VerdictsLoaded)
     def verdicts_loaded(self, message: VerdictsLoaded) -> None:
@@ -158,6 +187,8 @@ class TimelineScreen(MainScreen):
         probes = "" if verdict is None else f" · probes {'PASS' if verdict else 'FAIL'}"
         if message.hour in self.grid.flagged:
             probes += " · YARA rules matched in its dumps"
+        if message.hour in self.grid.drifted:
+            probes += " · its data drifted (d: profile)"
         where = f"{message.column[0]}/{message.column[1]}: {describe(message.cell)}" if message.column else ""
         self.query_one("#detail", Static).update(
             Text(f"{message.hour:%Y-%m-%d %H:%M} UTC · {where}{probes}"))
@@ -166,6 +197,13 @@ class TimelineScreen(MainScreen):
     def action_reload(self) -> None:
         self.spec = None
         self.reload()
+
+    def action_profile(self) -> None:
+        hour = self.grid.hour_at(self.grid.cursor_row)
+        if self.app.lab is None or hour is None:
+            self.say("choose a lab (1) and an hour first")
+            return
+        self.load_profile(self.app.lab.name, hour)
 
     def action_go_to(self) -> None:
         def go(text: str | None) -> None:

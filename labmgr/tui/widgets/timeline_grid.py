@@ -30,6 +30,7 @@ HEADER = 2                       # lines: server names, source names
 TIME_W, MARK_W, VERDICT_W = 17, 2, 7
 FIXED = TIME_W + MARK_W + VERDICT_W
 EMPTY = Cell(0, 0, 0, 0)
+DRIFT_MARK = "≈"                 # the hour's data profile drifted from the hour before (a YARA '!' wins)
 
 # glyph and component class of a cell, by what it holds
 LEGEND = (("●", "verified"), ("○", "unverified"), ("◆", "encrypted+verified"), ("◇", "encrypted"),
@@ -117,6 +118,7 @@ class TimelineGrid(ScrollView, can_focus=True):
         self.verdicts: dict[datetime, bool] = {}
         self.current: datetime | None = None            # the hour the lab is at
         self.flagged: set[datetime] = set()             # hours with a dump a YARA rule matched in
+        self.drifted: set[datetime] = set()             # hours whose data profile drifted (drift probe)
         self.widths: list[int] = []
         self.offsets: list[int] = []
         self._styles: dict[tuple[str, str], Style] = {}
@@ -152,6 +154,10 @@ class TimelineGrid(ScrollView, can_focus=True):
 
     def set_flagged(self, hours: set[datetime]) -> None:
         self.flagged = set(hours)
+        self.refresh()
+
+    def set_drifted(self, hours: set[datetime]) -> None:
+        self.drifted = set(hours)
         self.refresh()
 
     @property
@@ -253,7 +259,7 @@ class TimelineGrid(ScrollView, can_focus=True):
         cursor = self._style("grid--cursor")
         time_style = cursor if on_row and self.has_focus else self._style("grid--time")
         mark = "▶" if hour == self.current else " "
-        flag = "!" if hour in self.flagged else " "
+        flag = "!" if hour in self.flagged else DRIFT_MARK if hour in self.drifted else " "
         verdict = self.verdicts.get(hour)
         verdict_text, verdict_style = ("", self._style("grid--time")) if verdict is None else \
             ("PASS", self._style("grid--pass")) if verdict else ("FAIL", self._style("grid--fail"))
