@@ -62,11 +62,13 @@ def production(hypervisor, base_image):
 @pytest.fixture(scope="session")
 def db_production(hypervisor, db_image):
     """One running production server of the db image (PostgreSQL, MariaDB), booted once per run and
-    shared by the modules that need no more (test_restore, test_hunt, test_tui_real). Each module
+    shared by the modules that need no more (test_restore, test_hunt, test_tui_real, test_remote,
+    test_evidence). Each module
     starts with ``helpers.fresh_db_production`` (what any module before put in it removed) and names
     its own environment, so its snapshots, dumps and labs are its own."""
     environment = prod.Production(prefix="lmq-db", network="10.71.0.0/24", gateway="10.71.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.71.0.11", "52:54:00:71:00:11", memory=1024)])
+        prod.ProdServer("db", "db01.shop.test", "10.71.0.11", "52:54:00:71:00:11", memory=1024,
+                        screen=True)])      # a screen: test_evidence takes screenshots
     try:        # a setup that fails half-way leaves no production either
         prod.create(hypervisor, environment, db_image)
         yield environment

@@ -1,7 +1,7 @@
 """Every restored hour leaves evidence (issue 19): screens, serial lines, the engines' own checks,
 and a data profile compared hour by hour.
 
-One production server (the db test image, with a screen) runs PostgreSQL, MariaDB and a
+The shared production server (conftest's db_production: the db test image, with a screen) runs PostgreSQL, MariaDB and a
 directory of session files. Four hours are collected: 1 and 2 normal, 3 with 30% of the
 invoices deleted, 4 with every session file replaced by random bytes. The module's fixture
 restores and probes each hour in turn (the drift probe compares with the hour before); the
@@ -22,7 +22,6 @@ from lxml import etree
 from PIL import Image
 
 from labmgr import paths
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.history import history_for
 from labmgr.history_evidence import consoles_of, profiles_of, row_counts
@@ -34,13 +33,13 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import create_shop_database, psql, wait_until_ready
+from helpers import APP_DATA, create_shop_database, fresh_db_production, psql
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lme"
 LAB = "lme-lab"
 T0 = datetime(2026, 11, 21, 6, 0, tzinfo=timezone.utc)
-SESSIONS = "/var/lib/lme/sessions"
+SESSIONS = f"{APP_DATA}/sessions"
 PROBES = {"probes": [
     {"name": "data-drift", "kind": "drift", "server": "db", "max_shrink": "10%", "max_entropy_jump": "20%"},
     {"name": "engines-agree", "kind": "consistency", "server": "db", "timeout": 300},
@@ -63,59 +62,51 @@ def mariadb(agent, sql: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def swept(hypervisor, db_image, tmp_path_factory):
+def swept(hypervisor, db_production, tmp_path_factory):
     """Production, its four hours, a lab, and each hour restored and probed for drift: {hour: summary}."""
-    environment = prod.Production(prefix=f"{PREFIX}-prod", network="10.97.0.0/24", gateway="10.97.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.97.0.11", "52:54:00:97:00:11", memory=1024, screen=True)])
-    prod.create(hypervisor, environment, db_image)
+    agent, spec = fresh_db_production(hypervisor, db_production, PREFIX)
+    create_shop_database(agent)
+    psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
+    agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.customers "
+                                "(id int AUTO_INCREMENT PRIMARY KEY, name varchar(40))"])
+    agent.run(["mkdir", "-p", SESSIONS])
+    spec["servers"][0]["dumps"] = [
+        {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
+        {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
+        {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
+    ]
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+    spec_path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(spec_path)
+    for hour, (sql, customers, sessions, encrypt) in WORK.items():
+        psql(agent, sql)
+        mariadb(agent, f"INSERT INTO customers (name) SELECT concat('c', seq) FROM seq_1_to_{customers}")
+        for n in sessions:      # a PHP session: short readable text, repeated to a few KiB
+            agent.run(["sh", "-c", f"yes 'user|s:5:\"alice\";cart|a:{n}:{{}}' | head -c 3000 "
+                                   f"> {SESSIONS}/sess_{n:04d}"])
+        if encrypt:             # what ransomware leaves: the same files, random bytes
+            agent.run(["sh", "-c", f"for f in {SESSIONS}/*; do head -c 16384 /dev/urandom > \"$f\"; done"])
+        result = collect(env, taken_at=T0 + timedelta(hours=hour))
+        assert not result.failed, result.failed
+    taken = capture(env)
     try:
-        agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        create_shop_database(agent)
-        psql(agent, "CREATE TABLE invoices (no integer PRIMARY KEY, created_at timestamptz NOT NULL)")
-        wait_until_ready(agent, "mariadb-admin ping")
-        agent.run(["mariadb", "-e", "CREATE DATABASE crm; CREATE TABLE crm.customers "
-                                    "(id int AUTO_INCREMENT PRIMARY KEY, name varchar(40))"])
-        agent.run(["mkdir", "-p", SESSIONS])
-        spec = environment.spec()
-        spec["servers"][0]["dumps"] = [
-            {"name": "invoices", "kind": "postgres", "database": "shop", "via": "agent"},
-            {"name": "crm", "kind": "mariadb", "database": "crm", "via": "agent"},
-            {"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"},
-        ]
-        spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-        spec_path = tmp_path_factory.mktemp("spec") / f"{PREFIX}.yaml"
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        env = load_environment(spec_path)
-        for hour, (sql, customers, sessions, encrypt) in WORK.items():
-            psql(agent, sql)
-            mariadb(agent, f"INSERT INTO customers (name) SELECT concat('c', seq) FROM seq_1_to_{customers}")
-            for n in sessions:      # a PHP session: short readable text, repeated to a few KiB
-                agent.run(["sh", "-c", f"yes 'user|s:5:\"alice\";cart|a:{n}:{{}}' | head -c 3000 "
-                                       f"> {SESSIONS}/sess_{n:04d}"])
-            if encrypt:             # what ransomware leaves: the same files, random bytes
-                agent.run(["sh", "-c", f"for f in {SESSIONS}/*; do head -c 16384 /dev/urandom > \"$f\"; done"])
-            result = collect(env, taken_at=T0 + timedelta(hours=hour))
-            assert not result.failed, result.failed
-        taken = capture(env)
+        record = lab_up(env, spec_path, name=LAB)
         try:
-            record = lab_up(env, spec_path, name=LAB)
-            try:
-                probes = tmp_path_factory.mktemp("probes") / "probes.yaml"
-                probes.write_text(yaml.safe_dump(PROBES, sort_keys=False))
-                summaries = {}
-                for hour in WORK:
-                    lab_restore(LAB, at(hour))
-                    summaries[hour] = probe_lab(LAB, probes, only=["data-drift"])
-                yield env, record, probes, summaries, hypervisor.domain(record.servers["db"].domain)
-            finally:
-                lab_down(LAB, hypervisor_uri="qemu:///system")
+            probes = tmp_path_factory.mktemp("probes") / "probes.yaml"
+            probes.write_text(yaml.safe_dump(PROBES, sort_keys=False))
+            summaries = {}
+            for hour in WORK:
+                lab_restore(LAB, at(hour))
+                summaries[hour] = probe_lab(LAB, probes, only=["data-drift"])
+            yield env, record, probes, summaries, hypervisor.domain(record.servers["db"].domain)
         finally:
-            delete_snapshot(env.name, taken.id)
-            shutil.rmtree(paths.state_dir() / "evidence" / env.name, ignore_errors=True)   # screens, serial lines
-            with contextlib.suppress(OSError):
-                (paths.snapshots_dir() / env.name).rmdir()
+            lab_down(LAB, hypervisor_uri="qemu:///system")
     finally:
-        prod.remove(hypervisor, environment)
+        delete_snapshot(env.name, taken.id)
+        shutil.rmtree(paths.state_dir() / "evidence" / env.name, ignore_errors=True)   # screens, serial lines
+        with contextlib.suppress(OSError):
+            (paths.snapshots_dir() / env.name).rmdir()
 
 
 def drift(summary):
