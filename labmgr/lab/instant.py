@@ -30,6 +30,7 @@ from ..storage import lab_dir, site_for, storage_root
 from . import naming, savedstate
 from .clone import ResumeInputs, resume_lab_domain
 from .labparts import make_networks, reserve_lab
+from .guestchannel import write_known_hosts
 from .pointintime import CLEAN, SAVED, settle
 from .records import LabRecord, LabServer
 from .template import Template, drop_template, ensure_template, template_key
@@ -68,6 +69,7 @@ def _from_template(hypervisor: Hypervisor, host: Host, env: Environment, spec_pa
         record.storage = str(lab_dir(storage_root(site_for(env, hypervisor.uri)), record.name))
         record.save()
         make_networks(hypervisor, env, record, reporter)
+        write_known_hosts(record, env, snapshot)
         started = time.monotonic()
         with reporter.step("clones (on the template)", total=len(env.servers)) as step:
             for server in env.servers:
