@@ -19,8 +19,8 @@ from ..errors import LabError
 
 # what OpenSSH says (exit status 255) -> what the user is told
 KNOWN_FAILURES = (
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key changed: {dest} does not offer the key your known_hosts has "
-                                                "for it"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key of {dest} does not match what the hypervisor reported: "
+                                                "refused"),
     ("Host key verification failed", "host key of {dest} does not match what the hypervisor reported "
                                       "(or none is known): refused"),
     ("Permission denied", "SSH key refused by {dest}"),

@@ -24,7 +24,7 @@ from ..spec import Environment, Server
 from ..storage import lab_dir, site_for, storage_root
 from . import naming
 from .clone import CloneInputs, derive_lab_domain
-from .guestchannel import channel_for, login_for, prepare_logins, wait_ready
+from .guestchannel import channel_for, learn_missing_keys, login_for, prepare_logins, wait_ready
 from .labparts import make_networks, make_overlay, reserve_lab
 from .pointintime import CLEAN, choose_kind, points_of
 from .records import LabRecord, LabServer
@@ -77,6 +77,7 @@ def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snaps
             _wait_until_booted(channel_for(domain, record, server.name), server, env.boot_timeout, reporter)
             step.advance()
     record.timings["ready"] = round(time.monotonic() - started, 2)
+    learn_missing_keys(hypervisor, record, env, snapshot)
     if for_template:
         return
     started = time.monotonic()

@@ -16,9 +16,9 @@ from ..access.door import namespace_name, open_door
 from ..access.guestssh import SshChannel
 from ..atomic import atomic_write
 from ..errors import LabError
-from ..hypervisor import Domain
+from ..hypervisor import Domain, Hypervisor
 from ..snapshot.store import Snapshot
-from ..snapshot.guestfacts import NO_EXEC, NONE
+from ..snapshot.guestfacts import NO_EXEC, NONE, keys_through_agent
 from ..hostbase import Host
 from ..spec import Environment, Server
 from .records import LabRecord
@@ -77,16 +77,18 @@ def check_reachable(env: Environment, snapshot: Snapshot) -> None:
                                hint="capture a new snapshot (its host keys are read from the captured disk)")
 
 
-def write_known_hosts(record: LabRecord, env: Environment, snapshot: Snapshot) -> Path:
-    """The lab's known_hosts: each server's host keys (learned through the hypervisor at capture)
-    under its production IPs, hostname and short name; ``labmgr ssh`` and lab logins check it."""
+def write_known_hosts(record: LabRecord, env: Environment, snapshot: Snapshot,
+                      learned: dict[str, list[str]] | None = None) -> Path:
+    """The lab's known_hosts: each server's host keys (learned through the hypervisor at capture,
+    or ``learned`` from the lab guest's agent) under its production IPs, hostname and short name;
+    ``labmgr ssh`` and lab logins check it."""
     lines = []
     for server in env.servers:
         names = [str(nic.ip) for nic in server.nics] + [server.hostname, server.hostname.split(".")[0]]
         port = server.lab_access.ssh.port if server.lab_access else 22
         if port != 22:
             names += [f"[{nic.ip}]:{port}" for nic in server.nics]
-        for key in snapshot.servers[server.name].host_keys:
+        for key in snapshot.servers[server.name].host_keys or (learned or {}).get(server.name, []):
             lines.append(f"{','.join(dict.fromkeys(names))} {key}\n")
     path = known_hosts_path(record)
     atomic_write(path, "".join(lines))
@@ -98,3 +100,12 @@ def prepare_logins(host: Host, record: LabRecord, env: Environment, snapshot: Sn
     write_known_hosts(record, env, snapshot)
     if any(server.lab_access for server in env.servers):
         open_door(host, record, env)
+
+
+def learn_missing_keys(hypervisor: Hypervisor, record: LabRecord, env: Environment, snapshot: Snapshot) -> None:
+    """Host keys the capture could not learn (a snapshot made before labmgr learned them, a disk it
+    cannot read) read through each booted lab guest's agent: a trusted channel, never the network."""
+    missing = [s for s in env.servers if not snapshot.servers[s.name].host_keys and s.lab_access is None]
+    if missing:
+        learned = {s.name: keys_through_agent(hypervisor.domain(record.servers[s.name].domain)) for s in missing}
+        write_known_hosts(record, env, snapshot, learned)
