@@ -27,6 +27,7 @@ import yaml
 from labmgr.demo import production as prod
 from labmgr.dumps.importer import import_dir
 from labmgr.dumps.naming import file_name
+from labmgr.lab import records
 from labmgr.lab.teardown import lab_down
 from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
@@ -126,7 +127,7 @@ def import_hours(env, directory) -> None:
 
 
 def ssh(*command: str, server: str = "web") -> str:
-    result = labmgr("ssh", LAB, server, "--", *command)
+    result = labmgr("ssh", *login(), LAB, server, "--", *command)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -152,9 +153,9 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
     up = labmgr("lab", "up", str(with_login), "--name", LAB)
     assert up.returncode == 0, up.stderr
     try:
-        record = json.loads((hypervisor_lab_dir() / "lab.json").read_text())
+        record = records.load(LAB)
         for server in env.servers:
-            domain = record["servers"][server.name]["domain"]
+            domain = record.servers[server.name].domain
             assert not agent_answers(domain)        # reached over SSH only
             # identity, from inside the guest, through labmgr ssh with host keys checked (never logged in to)
             nic = server.nics[0]
@@ -163,7 +164,7 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
             assert f"inet {nic.ip}/24" in addresses
             assert nic.mac in ssh("sh", "-c", "cat /sys/class/net/*/address", server=server.name).split()
         # built without a usable agent: in web's lab guest qemu-guest-agent does not run
-        assert labmgr("ssh", LAB, "web", "--", "systemctl", "is-active", "qemu-guest-agent").stdout.strip() \
+        assert labmgr("ssh", *login(), LAB, "web", "--", "systemctl", "is-active", "qemu-guest-agent").stdout.strip() \
             in ("inactive", "failed")
         shown = json.loads(labmgr("lab", "show", LAB, "--json").stdout)["point"]
         assert shown["kind"] == "clean" and shown["at"] is None and shown["dumps"] == {}
@@ -205,7 +206,7 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
 
         # a guest whose host key is not what the hypervisor reported is refused
         ssh("sh", "-c", "rm /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl restart ssh", server="gx")
-        line = one_line_error(labmgr("ssh", LAB, "gx", "--", "true"))
+        line = one_line_error(labmgr("ssh", *login(), LAB, "gx", "--", "true"))
         assert "does not match what the hypervisor reported" in line
         passed, detail = run_probes(probes, tmp_path, "gx-up")["gx-up"]
         assert not passed and "not the one the hypervisor reported" in detail
@@ -215,13 +216,14 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
     assert leftovers(hypervisor, LAB) == []
 
 
+def login() -> list[str]:
+    """The lab's key, as a user who holds it passes it (the same one the spec gives labmgr)."""
+    return ["-i", records.load(LAB).servers["web"].login["key"], "-l", "root"]
+
+
 def run_probes(probes, tmp_path, *only: str) -> dict[str, tuple[bool, str]]:
     out = tmp_path / "results.json"
     labmgr("probe", LAB, "--probes", str(probes), "--json", str(out), *(a for o in only for a in ("--only", o)))
     return {r["name"]: (r["passed"], r["detail"]) for r in json.loads(out.read_text())["results"]}
 
 
-def hypervisor_lab_dir():
-    from labmgr.lab.records import lab_dir
-
-    return lab_dir(LAB)
