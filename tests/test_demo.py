@@ -110,6 +110,12 @@ def test_the_lab_is_left_up_and_the_suggested_commands_work(demo, hypervisor) ->
     db = hypervisor.domain("lmdemo-db01").agent(timeout=60)
     assert psql(db, f"SELECT count(*) FROM invoices WHERE no = {lost}") == "1"
     assert psql(db, "SELECT count(*), max(no) FROM invoices") == f"{HOURS * 10}|{HOURS * 10}"
+    # labmgr ssh as printed: the demo's servers run sshd and accept the demo's key; host key checked
+    key = paths.state_dir() / "demo" / "ssh" / "id_ed25519"
+    suggested = re.search(rf"labmgr ssh {LAB} (\S+) -i {re.escape(str(key))} -- hostname", demo.stdout)
+    assert suggested, demo.stdout[-2000:]
+    shell = labmgr("ssh", LAB, suggested.group(1), "-i", str(key), "--", "hostname")
+    assert shell.returncode == 0 and shell.stdout.strip() == suggested.group(1), shell.stderr
     report = (paths.state_dir() / "demo" / "reports" / f"{LAB}.md").read_text()
     assert "missing invoice numbers" in report
     # the demo ends with a share link to its application, which serves the page under the banner

@@ -213,25 +213,26 @@ def ssh_key(hypervisor, labs, tmp_path_factory):
     return key
 
 
-def ssh_options(key, known_hosts, strict: str = "accept-new") -> list[str]:
-    return ["-i", str(key), "-o", f"UserKnownHostsFile={known_hosts}", "-o", f"StrictHostKeyChecking={strict}",
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-l", "root"]
+def ssh_options(key) -> list[str]:
+    return ["-i", str(key), "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-l", "root"]
 
 
-def test_ssh_by_production_ip_and_hostname_lands_in_its_own_lab(labs, ssh_key, tmp_path) -> None:
-    known_hosts = tmp_path / "known_hosts"
+def test_ssh_by_production_ip_and_hostname_lands_in_its_own_lab(labs, ssh_key) -> None:
     for name in LABS:
         for target in ("10.77.0.11", "db01.shop.test", "app01"):
-            result = labmgr("ssh", *ssh_options(ssh_key, known_hosts), name, target, "--",
+            result = labmgr("ssh", *ssh_options(ssh_key), name, target, "--",
                             "cat /etc/lab-name; hostname", timeout=120)
             assert result.returncode == 0, (name, target, result.stderr)
             expected_host = "app01.shop.test" if target == "app01" else "db01.shop.test"
             assert result.stdout.split() == [name, expected_host], (name, target, result.stdout)
-    # the host key was recorded under the production hostname (HostKeyAlias), as for production itself
-    for name in ("10.77.0.11", "db01.shop.test", "app01.shop.test"):
-        found = subprocess.run(["ssh-keygen", "-F", name, "-f", str(known_hosts)], capture_output=True, text=True)
-        assert found.returncode == 0, f"{name} is not in known_hosts"
-    exit_code = labmgr("ssh", *ssh_options(ssh_key, known_hosts), "lmt-a", "db", "--", "exit 3", timeout=120)
+    # checked against the lab's known_hosts: the keys the capture learned through the hypervisor,
+    # under the production IPs and hostnames (no user's known_hosts had them)
+    for name in LABS:
+        for host in ("10.77.0.11", "db01.shop.test", "app01.shop.test", "app01"):
+            found = subprocess.run(["ssh-keygen", "-F", host, "-f", str(records.lab_dir(name) / "known_hosts")],
+                                   capture_output=True, text=True)
+            assert found.returncode == 0, f"{host} is not in lab {name}'s known_hosts"
+    exit_code = labmgr("ssh", *ssh_options(ssh_key), "lmt-a", "db", "--", "exit 3", timeout=120)
     assert exit_code.returncode == 3 and exit_code.stderr == ""
 
 
@@ -290,22 +291,29 @@ def test_forward_brings_a_lab_web_server_to_this_machines_loopback(hypervisor, l
 
 
 def test_login_bad_input_is_one_line_each(labs, ssh_key, tmp_path) -> None:
-    known_hosts = tmp_path / "known_hosts"
     unknown = one_line_error(labmgr("ssh", "lmt-a", "mail01", "--", "true"))
     assert "'mail01' is not a server of environment lmt-prod" in unknown
     missing = one_line_error(labmgr("ssh", "lmt-nolab", "db", "--", "true"))
     assert "no lab named 'lmt-nolab'" in missing
     stranger = tmp_path / "stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
-    refused = one_line_error(labmgr("ssh", *ssh_options(stranger, known_hosts), "lmt-a", "db01.shop.test", "--",
+    refused = one_line_error(labmgr("ssh", *ssh_options(stranger), "lmt-a", "db01.shop.test", "--",
                                     "true", timeout=120))
     assert "SSH key refused by db01.shop.test (10.77.0.11) in lab lmt-a" in refused
-    # production's host key is not the one known_hosts has for db01.shop.test
+    # the lab server's host key is not the one the lab's known_hosts has for db01.shop.test: refused
     kind, blob = (tmp_path / "stranger.pub").read_text().split()[:2]
-    known_hosts.write_text(f"db01.shop.test {kind} {blob}\n")
-    changed = one_line_error(labmgr("ssh", *ssh_options(ssh_key, known_hosts, strict="yes"), "lmt-a", "db01.shop.test",
-                                    "--", "true", timeout=120))
-    assert "host key changed: db01.shop.test (10.77.0.11) in lab lmt-a" in changed
+    lab_known = records.lab_dir("lmt-a") / "known_hosts"
+    learned = lab_known.read_text()
+    try:
+        lab_known.write_text(f"db01.shop.test,10.77.0.11 {kind} {blob}\n")
+        changed = one_line_error(labmgr("ssh", *ssh_options(ssh_key), "lmt-a", "db01.shop.test", "--", "true",
+                                        timeout=120))
+    finally:
+        lab_known.write_text(learned)
+    assert "host key of db01.shop.test (10.77.0.11) in lab lmt-a does not match what the hypervisor reported" \
+        in changed
+    switched_off = one_line_error(labmgr("ssh", "-o", "StrictHostKeyChecking=no", "lmt-a", "db", "--", "true"))
+    assert "checks host keys against the lab's known_hosts" in switched_off
     bad_listen = one_line_error(labmgr("forward", "lmt-a", "app:80", "--listen", "0.0.0.0:8080"))
     assert "forwards listen on the loopback only" in bad_listen
     console = one_line_error(labmgr("console", "lmt-a", "mail01"))

@@ -106,9 +106,8 @@ def remote_production(hv, hypervisor, db_production, tmp_path_factory):
 
 
 def count_invoices_over_ssh(hv, production) -> subprocess.CompletedProcess:
-    options = ["-i", str(production["lab_key"]), "-o", f"UserKnownHostsFile={production['keys'] / 'known_hosts'}",
-               "-o", "StrictHostKeyChecking=accept-new", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
-               "-l", "root"]
+    # host key checked against the lab's known_hosts (learned through the hypervisor at capture)
+    options = ["-i", str(production["lab_key"]), "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-l", "root"]
     return remote_labmgr(hv, "ssh", *options, LAB, "db01.shop.test", "--",
                          "hostname; runuser -u postgres -- psql -At -d shop -c 'SELECT count(*) FROM invoices'",
                          timeout=180)

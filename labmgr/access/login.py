@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import LabError, NotFoundError
 from ..hosts import host_for
 from ..lab import records
+from ..lab.guestchannel import known_hosts_path
 from ..spec import load_environment
 from ..spec.model import Environment, Server
 from .door import Door, open_door
@@ -78,7 +79,8 @@ def ssh(name: str, server: str, *, user: str | None = None, port: int = 22, opti
         lab_door = open_door(host, record, env)
         # a remote door: the user's own ssh reaches it through the hypervisor, as through a jump host
         proxy = proxy_command(host.target, lab_door.namespace, target.ip, port) if host.remote else None
-    argv = ssh_argv(lab_door.namespace, target.ip, target.alias, user, port, list(options), list(command), proxy)
+    argv = ssh_argv(lab_door.namespace, target.ip, target.alias, user, port, list(options), list(command), proxy,
+                    known_hosts=str(known_hosts_path(record)))
     return run_ssh(argv, target.describe(name), port)
 
 

@@ -2,8 +2,11 @@
 
 Names come from the spec, not from DNS: the client connects to the server's
 production IP, and when the user named it by hostname the host key is checked
-under that hostname (``HostKeyAlias``), so the known_hosts entry the user has for
-production is the one that applies — a lab server has production's host key.
+under that hostname (``HostKeyAlias``). Host keys are checked against the lab's own
+known_hosts (``labs/<lab>/known_hosts``: each server's keys as the hypervisor reported
+them at capture, ``snapshot/guestfacts.py``), never the user's and never switched off,
+so a lab of a production the user never logged in to works, and a guest presenting
+another key is refused.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from ..errors import LabError
 
 # what OpenSSH says (exit status 255) -> what the user is told
 KNOWN_FAILURES = (
-    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key changed: {dest} does not offer the key your known_hosts has "
-                                                "for it"),
-    ("Host key verification failed", "host key of {dest} could not be verified"),
+    ("REMOTE HOST IDENTIFICATION HAS CHANGED", "host key of {dest} does not match what the hypervisor reported: "
+                                                "refused"),
+    ("Host key verification failed", "host key of {dest} does not match what the hypervisor reported "
+                                      "(or none is known): refused"),
     ("Permission denied", "SSH key refused by {dest}"),
     ("Connection refused", "{dest} refuses SSH connections (is sshd running in the lab server?)"),
     ("Connection timed out", "{dest} does not answer on port {port}"),
@@ -26,16 +30,34 @@ KNOWN_FAILURES = (
 )
 
 
+# options that would weaken or bypass the lab's known_hosts: refused
+CHECKING_OPTIONS = ("stricthostkeychecking", "userknownhostsfile", "globalknownhostsfile", "hostkeyalias",
+                    "knownhostscommand", "checkhostip")
+
+
+def checking_options(known_hosts: str) -> list[str]:
+    return [f"UserKnownHostsFile={known_hosts}", "GlobalKnownHostsFile=/dev/null", "StrictHostKeyChecking=yes",
+            "CheckHostIP=no"]
+
+
 def ssh_argv(namespace: str, ip: str, alias: str | None, user: str | None, port: int, options: list[str],
-             command: list[str], proxy: str | None = None) -> list[str]:
+             command: list[str], proxy: str | None = None, known_hosts: str | None = None) -> list[str]:
     """OpenSSH run inside the door; or, with ``proxy`` (a remote hypervisor's door), run here
-    with that ProxyCommand reaching the server from the door."""
+    with that ProxyCommand reaching the server from the door. Host keys are checked against
+    ``known_hosts`` (the lab's) only."""
+    for option in options:
+        if option.split("=", 1)[0].strip().lower() in CHECKING_OPTIONS:
+            raise LabError(f"-o {option}: labmgr ssh checks host keys against the lab's known_hosts and "
+                           "does not let that be changed")
     if proxy:
         argv = ["ssh", "-p", str(port), "-o", f"ProxyCommand={proxy}"]
     else:
         argv = ["ip", "netns", "exec", namespace, "ssh", "-p", str(port)]
     if alias:
         argv += ["-o", f"HostKeyAlias={alias}"]
+    if known_hosts:
+        for option in checking_options(known_hosts):
+            argv += ["-o", option]
     for option in options:
         argv += ["-o", option]
     if user:

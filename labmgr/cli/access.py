@@ -63,6 +63,13 @@ def forward(lab: str, target: str, listen: str) -> None:
     host, bound = forwarder.address
     click.echo(f"forwarding {host}:{bound} -> {server.server.hostname} ({server.ip}:{port}) in lab {lab}; "
                "Ctrl+C stops", nl=True)
+    if port == 22:      # the host key checked against the lab's known_hosts, as labmgr ssh does
+        from ..access.ssh import checking_options
+        from ..lab import records
+        from ..lab.guestchannel import known_hosts_path
+
+        checks = " ".join(f"-o {o}" for o in checking_options(str(known_hosts_path(records.load(lab)))))
+        click.echo(f"  ssh -p {bound} -o HostKeyAlias={server.server.hostname} {checks} {host}")
     signal.signal(signal.SIGTERM, lambda *_: forwarder.stop())
     try:
         forwarder.serve_forever()

@@ -86,7 +86,7 @@ def lab_list(as_json: bool, uris: tuple[str, ...]) -> None:
 def lab_show(name: str, as_json: bool) -> None:
     """Show one lab: its servers, networks and bridges."""
     from ..lab.hypervisors import short
-    from ..lab.inventory import show_lab
+    from ..lab.inventory import point_of, show_lab
 
     s = show_lab(name)
     if as_json:
@@ -100,11 +100,14 @@ def lab_show(name: str, as_json: bool) -> None:
         for server, info in s.record.servers.items():
             click.echo(f"  server {server}: {info.hostname}, domain {info.domain} "
                        f"({s.domains.get(info.domain, 'missing')})")
-        if s.record.point:
-            point = s.record.point
-            click.echo(f"  point in time: {point['at']} (asked: {point['requested']}, restored {point['restored_at']})")
+        point = point_of(s.record)
+        if point["at"]:
+            click.echo(f"  point in time: {point['at']} since {point['since']} (asked: {point['requested']}; "
+                       f"skew between servers {point['skew_seconds']:g} s)")
             for dump, taken in point["dumps"].items():
                 click.echo(f"    {dump}: dump of {taken}")
+        else:
+            click.echo(f"  point in time: clean since {point['since']} ({point['how']})")
         if s.record.error:
             click.echo(f"  error: {s.record.error}")
         if s.record.state == "up":
@@ -171,7 +174,10 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
 
 
 def _status_dict(s) -> dict:
+    from ..lab.inventory import point_of
+
     return {"name": s.name, "environment": s.environment, "hypervisor": s.hypervisor, "state": s.state,
             "snapshot": s.snapshot, "created_at": s.created_at, "domains": s.domains, "networks": s.networks,
             "bridges": {n: v.bridge for n, v in s.record.networks.items()} if s.record else {},
-            "timings": s.record.timings if s.record else {}}
+            "timings": s.record.timings if s.record else {},
+            "point": point_of(s.record) if s.record else None}

@@ -12,7 +12,7 @@ from ..probes import load_probes
 from ..spec import Environment
 from ..timeparse import format_point
 from .sweep import HourVerdict
-from .workdir import PLAN, PROBES, SPEC
+from .workdir import PLAN, PROBES, SPEC, demo_key_path
 from .workload import Day
 
 Say = Callable[[str], None]
@@ -98,6 +98,8 @@ def next_steps(folder: Path, lab: str, env: Environment, hour: datetime) -> list
         f"  labmgr probe {lab} --probes {folder / PROBES}",
         f"  labmgr console {lab} {view.server}        # log in as root / labmgr; then: psql, "
         f"w3m http://{view.target}/",
+        f"  labmgr ssh {lab} {view.target} -i {demo_key_path(folder)} -- hostname        # a shell at production's "
+        "hostname, host key checked",
         f"  labmgr forward {lab} {view.target}:80 --listen 127.0.0.1:8080        # then browse "
         "http://127.0.0.1:8080/",
         f"  labmgr signoff {lab} --user $USER --note \"invoices checked at the newest hour\"",

@@ -10,6 +10,7 @@ guest agent, as an administrator would have set the server up.
 from __future__ import annotations
 
 import shlex
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from ..image import BuiltImage
 from ..progress import Reporter
 from ..spec import Environment
 from . import production as prod
-from .workdir import server_files
+from .workdir import demo_key_path, server_files
 
 GUEST_DIR = "/root/lmdemo"      # where each server's files land before its setup.sh runs
 SETUP_TIMEOUT = 600
@@ -56,6 +57,33 @@ def build(hypervisor: Hypervisor, production: prod.Production, image: BuiltImage
 
         with ThreadPoolExecutor(max_workers=len(production.servers)) as pool:
             list(pool.map(one, production.servers))
+    with reporter.step("production: root's SSH keys (the demo's, and yours)", total=len(production.servers)) as step:
+        keys = login_keys(folder)
+        for server in production.servers:
+            authorize(hypervisor, production.domain_name(server), keys)
+            step.advance()
+
+
+def demo_key(folder: Path) -> Path:
+    """The demo's own SSH key (``<demo>/ssh/id_ed25519``), made once: ``labmgr ssh -i`` it."""
+    key = demo_key_path(folder)
+    if not key.is_file():
+        key.parent.mkdir(mode=0o700, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "labmgr-demo", "-f", str(key)],
+                       check=True, capture_output=True)
+    return key
+
+
+def login_keys(folder: Path) -> bytes:
+    """The demo key's public half and the user's own (``~/.ssh/id_*.pub``), so ``labmgr ssh``
+    works with either."""
+    keys = [demo_key(folder).with_suffix(".pub")] + sorted((Path.home() / ".ssh").glob("id_*.pub"))
+    return b"".join(k.read_bytes().rstrip(b"\n") + b"\n" for k in keys if k.is_file())
+
+
+def authorize(hypervisor: Hypervisor, domain_name: str, keys: bytes) -> None:
+    agent = hypervisor.domain(domain_name).agent(timeout=60)
+    agent.run(["sh", "-c", "umask 077 && mkdir -p /root/.ssh && cat > /root/.ssh/authorized_keys && sync"], stdin=keys)
 
 
 def set_up(hypervisor: Hypervisor, domain_name: str, directory: Path, files: list[Path]) -> None:

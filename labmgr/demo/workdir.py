@@ -36,6 +36,11 @@ def copy_examples() -> Path:
     return target
 
 
+def demo_key_path(folder: Path) -> Path:
+    """The demo's own SSH key, accepted by root on every demo server (``labmgr ssh -i``)."""
+    return folder / "ssh" / "id_ed25519"
+
+
 def server_files(folder: Path, server: str) -> list[Path]:
     """What the demo puts on a production server: every file of servers/<server>/."""
     directory = folder / SERVERS / server

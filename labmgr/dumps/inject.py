@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import HypervisorError, LabmgrError
-from ..hypervisor import Domain, GuestAgent
+from ..execresult import GuestCommands
+from ..hypervisor import Domain
 from ..progress import SILENT, Reporter, stage
 from ..xml.builder import cdrom_xml, free_scsi_target
 from .errors import DumpError
@@ -50,8 +51,10 @@ class InjectReport:
 
 
 def inject_and_restore(domain: Domain, iso: Path, label: str, restores: list[Restore],
-                       server: str, restore_timeout: float = 3600, reporter: Reporter = SILENT) -> InjectReport:
-    agent = domain.agent(timeout=30)
+                       server: str, restore_timeout: float = 3600, reporter: Reporter = SILENT,
+                       channel=None) -> InjectReport:
+    """``channel``: the guest's command channel (its agent by default, or its lab login over SSH)."""
+    agent = channel or domain.agent(timeout=30)
     report = InjectReport()
     started = time.monotonic()
     device = cdrom_xml(iso, free_scsi_target(domain.xml(inactive=False)))
@@ -77,7 +80,7 @@ def inject_and_restore(domain: Domain, iso: Path, label: str, restores: list[Res
     return report
 
 
-def _mount(agent: GuestAgent, label: str, timeout: float = 30) -> None:
+def _mount(agent: GuestCommands, label: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         found = agent.exec(["blkid", "-t", f"LABEL={label}", "-o", "device"])
@@ -85,14 +88,14 @@ def _mount(agent: GuestAgent, label: str, timeout: float = 30) -> None:
         if device:
             break
         if time.monotonic() > deadline:
-            raise DumpError(f"the dump medium {label} did not appear in '{agent.domain.name}'",
+            raise DumpError(f"the dump medium {label} did not appear in '{agent.name}'",
                             hint="the guest needs the sr_mod and isofs kernel modules")
         time.sleep(0.3)
     agent.run(["mkdir", "-p", MOUNT])
     agent.run(["mount", "-t", "iso9660", "-o", "ro", device, MOUNT], timeout=60)
 
 
-def _check_sums(agent: GuestAgent, restores: list[Restore], server: str) -> None:
+def _check_sums(agent: GuestCommands, restores: list[Restore], server: str) -> None:
     for restore in restores:
         path = f"{MOUNT}/{restore.media.name}"
         result = agent.exec(["sha256sum", path], timeout=3600)
@@ -102,7 +105,7 @@ def _check_sums(agent: GuestAgent, restores: list[Restore], server: str) -> None
                             f"damaged in the guest (sha256 {got[:12]}, expected {restore.media.sha256[:12]})")
 
 
-def _run(agent: GuestAgent, restore: Restore, server: str, timeout: float) -> None:
+def _run(agent: GuestCommands, restore: Restore, server: str, timeout: float) -> None:
     env = {**restore.env, "LABMGR_DUMP": f"{MOUNT}/{restore.media.name}"}
     result = agent.exec(["sh", "-c", restore.command], timeout=timeout, env=env)
     if not result.ok:
@@ -111,7 +114,7 @@ def _run(agent: GuestAgent, restore: Restore, server: str, timeout: float) -> No
                         f"failed (exit {result.exit_code}): {tail}")
 
 
-def _copy_through_agent(agent: GuestAgent, restores: list[Restore], server: str, why: LabmgrError) -> None:
+def _copy_through_agent(agent: GuestCommands, restores: list[Restore], server: str, why: LabmgrError) -> None:
     total = sum(r.media.source.stat().st_size for r in restores)
     if total > AGENT_COPY_LIMIT:
         raise DumpError(f"server {server}: the dump medium could not be hot-plugged ({why}) and "

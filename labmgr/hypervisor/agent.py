@@ -30,6 +30,10 @@ class GuestAgent:
         self.domain = domain
         self.timeout = timeout
 
+    @property
+    def name(self) -> str:
+        return self.domain.name
+
     def command(self, execute: str, timeout: float | None = None, **arguments: Any) -> Any:
         request: dict[str, Any] = {"execute": execute}
         if arguments:

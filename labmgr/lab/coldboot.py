@@ -24,6 +24,7 @@ from ..spec import Environment, Server
 from ..storage import lab_dir, site_for, storage_root
 from . import naming
 from .clone import CloneInputs, derive_lab_domain
+from .guestchannel import channel_for, learn_missing_keys, login_for, prepare_logins, wait_ready
 from .labparts import make_networks, make_overlay, reserve_lab, serve_dhcp_dns
 from .pointintime import CLEAN, choose_kind, points_of
 from .records import LabRecord, LabServer
@@ -57,6 +58,7 @@ def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snaps
            reporter: Reporter, for_template: bool) -> None:
     make_networks(hypervisor, env, record, reporter)
     serve_dhcp_dns(host, env, record, reporter)
+    prepare_logins(host, record, env, snapshot)
 
     started = time.monotonic()
     with reporter.step("clones", total=len(env.servers)) as step:
@@ -72,10 +74,11 @@ def _build(hypervisor: Hypervisor, host: Host, env: Environment, snapshot: Snaps
     started = time.monotonic()
     with reporter.step("services ready", total=len(env.servers)) as step:
         for server in env.servers:
-            _wait_until_booted(hypervisor.domain(record.servers[server.name].domain), server,
-                               env.boot_timeout, reporter)
+            domain = hypervisor.domain(record.servers[server.name].domain)
+            _wait_until_booted(channel_for(domain, record, server.name), server, env.boot_timeout, reporter)
             step.advance()
     record.timings["ready"] = round(time.monotonic() - started, 2)
+    learn_missing_keys(hypervisor, record, env, snapshot)
     if for_template:
         return
     started = time.monotonic()
@@ -100,6 +103,7 @@ def _clone_server(hypervisor: Hypervisor, host: Host, env: Environment, snapshot
     host.make_traversable(folder)
     lab_server = LabServer(domain=naming.domain_name(record.name, server.name), hostname=server.hostname)
     lab_server.points = choose_kind(snapshot.file(copy.xml).read_text())
+    lab_server.login = login_for(server)
     record.servers[server.name] = lab_server
     record.save()
     for disk in copy.disks:
@@ -133,14 +137,15 @@ def boot_groups(env: Environment) -> list[list[Server]]:
 
 
 def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter: Reporter) -> None:
-    with reporter.step("boot (waiting for guest agents)", total=len(env.servers)) as step:
+    with reporter.step("boot (waiting for guest agents or SSH)", total=len(env.servers)) as step:
         for group in boot_groups(env):
-            domains = [hypervisor.domain(record.servers[s.name].domain) for s in group]
-            for domain in domains:
+            domains = {s.name: hypervisor.domain(record.servers[s.name].domain) for s in group}
+            for domain in domains.values():
                 domain.start()
             pool = ThreadPoolExecutor(max_workers=len(domains))
             try:
-                waits = [pool.submit(d.agent().wait_ready, env.boot_timeout) for d in domains]
+                waits = [pool.submit(wait_ready, channel_for(d, record, name), d, env.boot_timeout)
+                         for name, d in domains.items()]
                 for wait in waits:
                     wait.result()
                     step.advance()
@@ -153,10 +158,10 @@ def _boot(hypervisor: Hypervisor, env: Environment, record: LabRecord, reporter:
             step.advance()
 
 
-def _wait_until_booted(domain, server: Server, timeout: float, reporter: Reporter) -> None:
+def _wait_until_booted(channel, server: Server, timeout: float, reporter: Reporter) -> None:
     """Wait for the guest's services to finish starting (a database recovering after the
     crash-consistent copy, say), so the clean snapshot is of a ready system."""
-    result = domain.agent().exec(["systemctl", "is-system-running", "--wait"], timeout=timeout)
+    result = channel.exec(["systemctl", "is-system-running", "--wait"], timeout=timeout)
     state = result.stdout.strip() or result.stderr.strip()
     if state not in ("running", "degraded"):
         reporter.note(f"server {server.name}: boot ended in state '{state or 'unknown'}'")
@@ -172,7 +177,7 @@ def _wait_for_addresses(hypervisor: Hypervisor, record: LabRecord, server: Serve
     spec does not declare, say) is reported, not failed: the guest is still
     reachable through the agent.
     """
-    agent = hypervisor.domain(record.servers[server.name].domain).agent()
+    agent = channel_for(hypervisor.domain(record.servers[server.name].domain), record, server.name)
     wanted = {(nic.mac, str(nic.ip)) for nic in server.nics}
     leased = {(nic.mac, str(nic.ip)) for nic in server.nics if env.network(nic.network).dhcp}
     deadline = time.monotonic() + timeout

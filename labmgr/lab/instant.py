@@ -30,6 +30,7 @@ from ..storage import lab_dir, site_for, storage_root
 from . import naming, savedstate
 from .clone import ResumeInputs, resume_lab_domain
 from .labparts import make_networks, reserve_lab, serve_dhcp_dns
+from .guestchannel import learn_missing_keys, write_known_hosts
 from .pointintime import CLEAN, SAVED, settle
 from .records import LabRecord, LabServer
 from .template import SERIAL_LOG, Template, drop_template, ensure_template, template_key
@@ -69,6 +70,7 @@ def _from_template(hypervisor: Hypervisor, host: Host, env: Environment, spec_pa
         record.save()
         make_networks(hypervisor, env, record, reporter)
         serve_dhcp_dns(host, env, record, reporter)
+        write_known_hosts(record, env, snapshot)
         started = time.monotonic()
         with reporter.step("clones (on the template)", total=len(env.servers)) as step:
             for server in env.servers:
@@ -81,6 +83,7 @@ def _from_template(hypervisor: Hypervisor, host: Host, env: Environment, spec_pa
                 for _ in pool.map(lambda s: _resume(hypervisor, host, record, s.name), env.servers):
                     step.advance()
         record.timings["resume"] = round(time.monotonic() - started, 2)
+        learn_missing_keys(hypervisor, record, env, snapshot)
         record.state = "up"
         record.save()
     except BaseException as exc:

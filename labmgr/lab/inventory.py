@@ -25,6 +25,19 @@ class LabStatus:
     record: LabRecord | None = None
 
 
+def point_of(record: LabRecord) -> dict:
+    """Which point in time a lab is at, since when, and how it got there (lab show)."""
+    point = record.point
+    if not point.get("at"):
+        return {"at": None, "kind": "clean", "since": record.created_at,
+                "how": f"clean clone of snapshot {record.snapshot}, no dumps restored",
+                "dumps": {}, "skew_seconds": 0.0, "requested": None}
+    return {"at": point["at"], "kind": "restored", "since": point.get("restored_at", ""),
+            "how": f"restored '{point.get('requested', point['at'])}' onto the clean clone of snapshot "
+                   f"{record.snapshot}", "dumps": dict(point.get("dumps", {})),
+            "skew_seconds": point.get("skew_seconds", 0.0), "requested": point.get("requested")}
+
+
 def list_labs(extra_uris: list[str] = (), unreachable: list[tuple[str, str]] | None = None) -> list[LabStatus]:
     """Every lab on every known hypervisor (``labmgr.lab.hypervisors``); those that cannot be
     reached are listed in ``unreachable`` and their labs shown from their records alone."""

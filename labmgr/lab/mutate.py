@@ -30,6 +30,7 @@ from ..probes.damages import Damage, damages_for
 from ..progress import SILENT, Reporter
 from ..spec import load_environment
 from . import records
+from .guestchannel import channel_for
 from .pointintime import PREVIOUS, check_agents, points_of
 from .probing import probe_lab, probe_with_profiles
 
@@ -96,7 +97,7 @@ def mutate_lab(name: str, probes_file: Path, only: list[str] | None = None,
             host_for(record.hypervisor) as host:
         domains = {server: hypervisor.domain(lab.domain) for server, lab in record.servers.items()}
         keepers = {server: points_of(hypervisor, host, record, server) for server in record.servers}
-        check_agents(list(domains.values()))
+        check_agents(list(domains.values()), record, list(domains))
         score.baseline = _verdicts(probe_lab(name, probes_file, only).results)
         with reporter.step("snapshot the lab's point", total=len(domains)) as step:
             for keeper in keepers.values():
@@ -161,7 +162,7 @@ def _one(damage: Damage, record, env, probes: list, domains: dict, keepers: dict
         return Outcome(damage, False, error=f"lab {record.name} has no server {damage.server}")
     try:
         try:
-            result = domain.agent(timeout=30).exec(list(damage.argv), timeout=120)
+            result = channel_for(domain, record, damage.server, timeout=30).exec(list(damage.argv), timeout=120)
         except LabmgrError as exc:      # not made (or not known to be): not counted; the revert below still runs
             return Outcome(damage, False, error=str(exc))
         if not result.ok:

@@ -29,6 +29,7 @@ from ..errors import AgentError, LabError
 from ..hypervisor import Domain, Hypervisor
 from ..xml.builder import DomainXML, snapshot_xml
 from . import savedstate
+from .guestchannel import channel_for, wait_ready
 from .records import LabRecord
 
 CLEAN = "labmgr-clean"
@@ -55,8 +56,9 @@ DEFAULT_KIND = SNAPSHOT  # a BIOS VM booted cold keeps today's internal snapshot
 class InternalSnapshots:
     """Points as libvirt internal snapshots (memory and disks in the qcow2 overlays)."""
 
-    def __init__(self, domain: Domain) -> None:
+    def __init__(self, domain: Domain, channel_of=None) -> None:
         self.domain = domain
+        self.channel_of = channel_of        # domain -> its guest command channel (default: its agent)
 
     def take(self, point: str) -> None:
         self.drop(point)
@@ -64,7 +66,7 @@ class InternalSnapshots:
 
     def revert(self, point: str) -> Domain:
         self.domain.revert_to_snapshot(point)
-        return settle(self.domain)
+        return settle(self.domain, channel=self.channel_of(self.domain) if self.channel_of else None)
 
     def drop(self, point: str) -> None:
         if point in self.domain.snapshot_names():
@@ -80,6 +82,7 @@ class SavedStates:
     def __init__(self, hypervisor: Hypervisor, host, record: LabRecord, server: str) -> None:
         self.hypervisor, self.host, self.record = hypervisor, host, record
         self.server = record.servers[server]
+        self.server_name = server
         self.folder = record.host_directory / server
 
     @property
@@ -140,7 +143,7 @@ class SavedStates:
     def _resume(self, saved: savedstate.SavedPoint) -> Domain:
         domain = savedstate.resume(self.hypervisor, self.host, saved, self.server.domain,
                                    self.server.overlays, self.server.nvram)
-        return settle(domain, reseed=True)
+        return settle(domain, reseed=True, channel=channel_for(domain, self.record, self.server_name))
 
     def _remember(self, point: str, saved: savedstate.SavedPoint | None) -> None:
         with _RECORD_LOCK:
@@ -155,25 +158,29 @@ def points_of(hypervisor: Hypervisor, host, record: LabRecord, server: str):
     """The points keeper of one lab VM (``server`` is the spec's server name)."""
     if record.servers[server].points == SAVED:
         return SavedStates(hypervisor, host, record, server)
-    return InternalSnapshots(hypervisor.domain(record.servers[server].domain))
+    return InternalSnapshots(hypervisor.domain(record.servers[server].domain),
+                             lambda domain: channel_for(domain, record, server))
 
 
-def settle(domain: Domain, reseed: bool = False) -> Domain:
-    """After a revert or resume: wait for the agent, bring the guest clock to now (it resumes in
-    the past) and, for a state other VMs resumed too, mix fresh host randomness into its RNG."""
-    agent = domain.agent(timeout=10)
-    agent.wait_ready(timeout=60, poll=0.1)
+def settle(domain: Domain, reseed: bool = False, channel=None) -> Domain:
+    """After a revert or resume: wait for the guest (its agent, or its sshd), bring the guest clock to
+    now (it resumes in the past) and, for a state other VMs resumed too, mix fresh host randomness
+    into its RNG."""
+    agent = channel or domain.agent(timeout=10)
+    wait_ready(agent, domain, timeout=60, poll=0.1)
     agent.set_time()
     if reseed:
         agent.run(["sh", "-c", "cat > /dev/urandom"], stdin=os.urandom(512))
     return domain
 
 
-def check_agents(domains: list[Domain]) -> None:
-    """Refuse to start when a guest agent is silent: the lab is then left exactly as it was."""
-    for domain in domains:
-        if not domain.agent().ping(timeout=5):
-            raise AgentError(f"guest agent of '{domain.name}' does not answer; the lab was left as it was",
+def check_agents(domains: list[Domain], record: LabRecord | None = None, servers: list[str] = ()) -> None:
+    """Refuse to start when a guest (its agent or its lab login) is silent: the lab is then left
+    exactly as it was. ``servers`` are the spec names of ``domains`` (with ``record``)."""
+    for domain, server in zip(domains, servers or [None] * len(domains)):
+        channel = channel_for(domain, record, server) if record and server else domain.agent()
+        if not channel.ping(timeout=5):
+            raise AgentError(f"guest '{domain.name}' does not answer (agent or lab login); the lab was left as it was",
                              hint="'labmgr lab down' and up again, or check the guest on its console")
 
 

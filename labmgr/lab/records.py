@@ -46,6 +46,7 @@ class LabServer:
     nvram: str = ""         # the lab's own NVRAM copy ("" = none)
     points: str = "snapshot"    # how its points in time are kept: "snapshot" or "saved" (pointintime.py)
     saved: dict[str, dict] = field(default_factory=dict)     # point -> SavedPoint (points "saved")
+    login: dict = field(default_factory=dict)   # its lab login {ip, port, user, key}: commands over SSH, no agent
 
 
 @dataclass

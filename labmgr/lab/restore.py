@@ -38,6 +38,7 @@ from ..timeparse import format_point
 from . import records
 from .lastclean import resolve_point
 from .pointplan import PointPlan, plan_point
+from .guestchannel import channel_for
 from .pointintime import CLEAN, PREVIOUS, check_agents, points_of
 from .interrupted import drop_stale_previous, settle
 from .records import LabRecord
@@ -136,7 +137,7 @@ def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, pla
                       result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
     points = {server: points_of(hypervisor, host, record, server) for server in plan.chosen}
-    check_agents(list(domains.values()))
+    check_agents(list(domains.values()), record, list(domains))
     with reporter.step("keep the current point", total=len(domains)) as step:
         with ThreadPoolExecutor(max_workers=len(domains)) as pool:
             for done in pool.map(lambda keeper: keeper.take(PREVIOUS), points.values()):
@@ -145,7 +146,8 @@ def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, pla
     try:
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
-                jobs = {server: pool.submit(_restore_server, points[server], server, *media[server], reporter)
+                jobs = {server: pool.submit(_restore_server, points[server], record, server, *media[server],
+                                            reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
@@ -175,10 +177,12 @@ def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, pla
     return result
 
 
-def _restore_server(keeper, server: str, iso: Path, label: str, restores: list[Restore], reporter: Reporter):
+def _restore_server(keeper, record: LabRecord, server: str, iso: Path, label: str, restores: list[Restore],
+                    reporter: Reporter):
     with stage(reporter, server, "revert"):
         domain = keeper.revert(CLEAN)
-    return inject_and_restore(domain, iso, label, restores, server, reporter=reporter)
+    return inject_and_restore(domain, iso, label, restores, server, reporter=reporter,
+                              channel=channel_for(domain, record, server, timeout=30))
 
 
 def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[DumpSource, DumpRecord]],

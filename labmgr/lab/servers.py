@@ -10,6 +10,7 @@ from ..history_evidence import consoles_of
 from ..hypervisor import connect
 from ..spec import load_environment
 from . import records
+from .guestchannel import channel_for
 
 
 @dataclass
@@ -55,7 +56,7 @@ def server_info(name: str) -> list[ServerInfo]:
                 domain = hypervisor.domain(lab_server.domain)
                 info.state = domain.state
                 if info.state == "running":
-                    agent = domain.agent(timeout=5)
+                    agent = channel_for(domain, record, server.name, timeout=5)
                     info.guest_hostname = agent.hostname()
                     info.guest_ips = [ip for nic in agent.interfaces() if nic["name"] != "lo" for ip in nic["ipv4"]]
             except LabmgrError as exc:       # one silent guest must not hide the others

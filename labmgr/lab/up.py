@@ -18,6 +18,7 @@ from ..snapshot.replicate import ensure_copy
 from ..spec import Environment
 from ..storage import storage_root
 from .coldboot import cold_up
+from .guestchannel import check_reachable
 from .hypervisors import remember_hypervisor
 from .instant import instant_up
 from .labparts import check_names_free
@@ -32,6 +33,9 @@ def lab_up(env: Environment, spec_path: Path, *, name: str | None = None, snapsh
     requested_accel(env.accel)          # a bad LABMGR_ACCEL is refused before anything else
     snapshot = find_snapshot(env.name, snapshot_id)
     _check_snapshot(env, snapshot)
+    check_reachable(env, snapshot)      # a server no way can reach is refused before anything is made
+    if any(server.lab_access for server in env.servers):
+        cold = True                     # a warm template's guests are resumed through their agents
     site = place(env, snapshot, reporter)
     with connect(site.uri) as hypervisor, host_for(site.uri) as host:
         if site.uri in snapshot.locations():

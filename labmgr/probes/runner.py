@@ -1,4 +1,5 @@
-"""Run probes in a lab's guests through the guest agent: ``run_probes``.
+"""Run probes in a lab's guests through their command channels (the guest agent, or a lab login
+over SSH: ``lab/guestchannel.py``): ``run_probes``.
 
 Probes run concurrently on a thread pool; probes on one server are bounded to
 ``PER_SERVER`` at a time (the agent serialises guest-exec poorly and the guest
@@ -17,6 +18,7 @@ from datetime import datetime
 
 from ..errors import LabmgrError, NotFoundError
 from ..hypervisor.agent import ExecResult
+from ..lab.guestchannel import channel_for
 from ..spec.model import Environment
 from ..timeparse import parse_point
 from .checks import Context, guarded, plan
@@ -85,7 +87,7 @@ def _with_libvirt(record, run: Callable[[Callable[[str], object]], list[ProbeRes
             lab_server = record.servers.get(server)
             if lab_server is None:
                 raise NotFoundError(f"lab {record.name} has no server '{server}'")
-            return hypervisor.domain(lab_server.domain).agent(timeout=10)
+            return channel_for(hypervisor.domain(lab_server.domain), record, server, timeout=10)
         return run(_cached(agent_for))
 
 

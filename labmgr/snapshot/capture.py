@@ -28,6 +28,7 @@ from ..progress import SILENT, Reporter
 from ..spec import Environment
 from ..storage import snapshot_dir, storage_root
 from ..xml.builder import DomainXML, backup_xml
+from . import guestfacts
 from .watchdog import watchdog
 from .store import DiskCopy, ServerCopy, Snapshot, environment_dir, remove_partial
 
@@ -85,6 +86,8 @@ def _write_snapshot(env, hypervisor, host, domains, definitions, journal: Intent
         _backup_running(host_partial, running, domains, definitions, servers, journal, reporter)
         for name in stopped:
             _copy_stopped(hypervisor, host, host_partial, name, definitions[name], servers[name], reporter)
+        for name, copy in servers.items():
+            _learn_guest(host, host_partial, domains[name], definitions[name], copy)
         snapshot = Snapshot(id=snapshot_id, environment=env.name, hypervisor=env.hypervisor,
                             taken_at=taken_at.isoformat(timespec="seconds"),
                             seconds=round(time.monotonic() - started, 2), servers=servers, path=final,
@@ -185,6 +188,15 @@ def _backup_running(partial: PurePosixPath, names: list[str], domains: dict[str,
         for name in started:
             domains[name].abort_job()
         raise
+
+
+def _learn_guest(host: Host, host_partial: PurePosixPath, domain: Domain, xml: DomainXML, copy: ServerCopy) -> None:
+    """Its agent's state and its SSH host keys, for its labs (a lab login is checked against them)."""
+    copy.agent = guestfacts.agent_state(domain, xml)
+    if copy.agent == guestfacts.EXEC:
+        copy.host_keys = guestfacts.keys_through_agent(domain)
+    if not copy.host_keys and copy.disks:
+        copy.host_keys = guestfacts.keys_from_disk(host, host_partial / copy.disks[0].image, host_partial)
 
 
 def _copy_stopped(hypervisor: Hypervisor, host: Host, partial: PurePosixPath, name: str, xml: DomainXML,

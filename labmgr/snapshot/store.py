@@ -39,6 +39,8 @@ class ServerCopy:
     xml: str            # relative path of production's domain XML
     disks: list[DiskCopy] = field(default_factory=list)
     os_files: dict[str, str] = field(default_factory=dict)   # kernel/initrd/nvram -> relative path
+    agent: str = ""         # its guest agent: "exec", "no-exec" (guest-exec disabled), "none", "" unknown
+    host_keys: list[str] = field(default_factory=list)       # SSH host keys, learned through the hypervisor
 
 
 @dataclass

@@ -138,6 +138,20 @@ class DrillSettings(Strict):
                                  description="'labmgr history' warns when the last good drill is older")
 
 
+class LabSshLogin(Strict):
+    """How labmgr logs in to the lab copy of a server (through the lab's door), key auth."""
+
+    user: str = "root"
+    key: Path = Field(description="private key file whose public key the server's root (or user) accepts")
+    port: int = Field(default=22, gt=0, lt=65536)
+
+
+class LabAccess(Strict):
+    """A lab login: a server without a usable guest agent is reached this way (docs/access.md)."""
+
+    ssh: LabSshLogin
+
+
 class Server(Strict):
     name: str = Field(pattern=NAME)
     hostname: str = Field(min_length=1, max_length=253)
@@ -146,6 +160,8 @@ class Server(Strict):
     memory: int | None = Field(default=None, gt=0, description="MiB; default: production's")
     vcpus: int | None = Field(default=None, gt=0, description="default: production's")
     dumps: list[DumpSource] = Field(default_factory=list)
+    lab_access: LabAccess | None = Field(default=None, description="a lab login, for servers without a "
+                                                                   "guest agent that runs commands")
 
 
 class HypervisorSite(Strict):
