@@ -33,7 +33,7 @@ from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
-from helpers import APP_DATA, create_shop_database, fresh_db_production, psql
+from helpers import APP_DATA, create_shop_database, fresh_db_production, psql, wait_until_ready
 
 pytestmark = pytest.mark.libvirt
 PREFIX = "lme"
