@@ -23,6 +23,7 @@ from ..spec import Environment, load_environment
 from ..timeparse import format_point
 from . import records
 from .consoles import take_consoles
+from .guestchannel import channel_for
 from .profiler import take_profiles
 
 
@@ -34,8 +35,8 @@ def probe_lab(name: str, probes_file: Path, only: list[str] | None = None) -> Ru
         return _probe(records.load(name), probes_file, only)
 
 
-def agents_of(hypervisor: Hypervisor, record):
-    """server -> its lab guest's agent, each looked up once."""
+def channels_of(hypervisor: Hypervisor, record):
+    """server -> its lab guest's command channel (agent or lab login over SSH), each opened once."""
     agents: dict[str, object] = {}
     lock = threading.Lock()
 
@@ -45,7 +46,7 @@ def agents_of(hypervisor: Hypervisor, record):
                 lab_server = record.servers.get(server)
                 if lab_server is None:
                     raise NotFoundError(f"lab {record.name} has no server '{server}'")
-                agents[server] = hypervisor.domain(lab_server.domain).agent(timeout=10)
+                agents[server] = channel_for(hypervisor.domain(lab_server.domain), record, server, timeout=10)
             return agents[server]
     return agent_for
 
@@ -53,7 +54,7 @@ def agents_of(hypervisor: Hypervisor, record):
 def probe_with_profiles(hypervisor: Hypervisor, record, env: Environment, probes: list,
                         only: list[str] | None = None, previous: dict | None = None):
     """(results, profiles): the lab's data profile taken, then the probes run with it (drift reads it)."""
-    agent_for = agents_of(hypervisor, record)
+    agent_for = channels_of(hypervisor, record)
     profiles = take_profiles(env, agent_for)
     before = lab_point(record) or datetime.now(timezone.utc)
     with history_for(env) as history:
