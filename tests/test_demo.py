@@ -134,7 +134,8 @@ def demo_down_leaves_nothing_but_the_cached_image(hypervisor) -> None:
     assert down.returncode == 0, down.stdout + down.stderr
     shared = subprocess.run(["pgrep", "-f", f"labmgr share {LAB} "], capture_output=True, text=True)
     assert shared.stdout == "", "the demo's share outlived demo down"
-    image = find_cached(load_recipe(source() / RECIPE))
+    recipe = load_recipe(source() / RECIPE)
+    image = find_cached(recipe)
     assert image and f"the built image stays cached in {image.directory}" in down.stdout
     assert [d for d in hypervisor.domain_names() if d.startswith(PREFIX)] == []
     assert [n for n in hypervisor.network_names() if n.startswith(PREFIX)] == []
@@ -142,9 +143,11 @@ def demo_down_leaves_nothing_but_the_cached_image(hypervisor) -> None:
                for v in pool.listAllVolumes() if PREFIX in v.path()]
     assert volumes == []
     state = paths.state_dir()
+    # the image cache keeps every build of the demo's recipe (one per recipe hash) and its lock
+    cached = re.compile(rf"\.?{re.escape(recipe.name)}-[0-9a-f]+(\.lock)?")
     files = [p for p in state.rglob("*") if PREFIX in str(p.relative_to(state))
-             and not p.is_relative_to(image.directory) and p != image.directory
-             and not p.name.startswith(f".{image.directory.name}")]
+             and not (p.is_relative_to(image.directory.parent)
+                      and cached.fullmatch(p.relative_to(image.directory.parent).parts[0]))]
     assert files == []
     assert not (state / "demo").exists()
     again = labmgr("demo", "down", timeout=600)          # nothing left to remove is not an error
