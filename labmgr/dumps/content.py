@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import glob
 import shutil
-import subprocess
 import tarfile
-import threading
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import DumpError
-from .plain import feed, open_record
+from .plain import open_record, through_process
 from .record import DumpRecord
-from .streams import BLOCK
 
 SQL_MEMBER = "dump.sql"
 
@@ -48,26 +45,12 @@ def members(record: DumpRecord, plain: BinaryIO) -> Iterator[tuple[str, BinaryIO
 
 def _pg_sql(record: DumpRecord, plain: BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
     """SQL text of a custom-format pg_dump, from ``pg_restore -f -`` fed through a pipe."""
-    process = subprocess.Popen([pg_restore(), "-f", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    errors: list[bytes] = []
-    feeder = threading.Thread(target=feed, args=(plain, process.stdin), daemon=True)
-    drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
-    feeder.start()
-    drain.start()
-    try:
-        yield SQL_MEMBER, process.stdout
-        while process.stdout.read(BLOCK):    # the reader may stop early: let pg_restore finish
-            pass
-    finally:
-        process.stdout.close()
-        code = process.wait()
-        feeder.join()
-        drain.join()
-    if code != 0:
-        tail = b"".join(errors).decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-        raise DumpError(f"{record.label}: pg_restore cannot read it: {tail[0]}",
-                        hint="is it a pg_dump --format=custom file of a PostgreSQL no newer than the host's?")
+    def failed(stderr: str) -> DumpError:
+        return DumpError(f"{record.label}: pg_restore cannot read it: {stderr}",
+                         hint="is it a pg_dump --format=custom file of a PostgreSQL no newer than the host's?")
+
+    with through_process([pg_restore(), "-f", "-"], plain, failed) as sql:
+        yield SQL_MEMBER, sql
 
 
 def pg_restore() -> str:

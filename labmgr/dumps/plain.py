@@ -167,27 +167,43 @@ def _gpg_decrypted(raw: BinaryIO, key_file: Path, what: str) -> Iterator[BinaryI
         if imported.returncode != 0:
             raise DumpError(f"cannot import the GnuPG key {key_file}: {_last_line(imported.stderr)}",
                             hint="export it with 'gpg --export-secret-keys --armor KEYID' (no passphrase)")
-        process = subprocess.Popen([gpg, "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "",
-                                    "--decrypt"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)
-        errors: list[bytes] = []
-        feeder = threading.Thread(target=feed, args=(raw, process.stdin), daemon=True)
-        drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
-        feeder.start()
-        drain.start()
-        try:
-            yield process.stdout
-            while process.stdout.read(BLOCK):
-                pass
-        finally:
-            process.stdout.close()
-            code = process.wait()
-            feeder.join()
-            drain.join()
-            if code != 0:      # the cause of whatever the reader saw (an empty or cut stream)
-                raise DumpError(f"cannot decrypt {what} with gpg: "
-                                f"{_last_line(b''.join(errors).decode(errors='replace'))}",
-                                hint="is the key file the one the backup was encrypted to?")
+        def failed(stderr: str) -> DumpError:
+            return DumpError(f"cannot decrypt {what} with gpg: {stderr}",
+                             hint="is the key file the one the backup was encrypted to?")
+
+        argv = [gpg, "--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "", "--decrypt"]
+        # gpg's failure is the cause of whatever the reader saw (an empty or cut stream): it wins
+        with through_process(argv, raw, failed, env=env, explains_reader_errors=True) as plain:
+            yield plain
+
+
+@contextmanager
+def through_process(argv: list[str], source: BinaryIO, failed: Callable[[str], DumpError],
+                    env: dict | None = None, explains_reader_errors: bool = False) -> Iterator[BinaryIO]:
+    """The output of the filter process ``argv`` fed ``source`` (by a thread, so neither side blocks
+    the other). Whatever the reader leaves unread is drained so the process can finish; a non-zero
+    exit raises ``failed(its last stderr line)``, also over the reader's own error when
+    ``explains_reader_errors``."""
+    process = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    feeder = threading.Thread(target=feed, args=(source, process.stdin), daemon=True)
+    drain = threading.Thread(target=lambda: errors.append(process.stderr.read()), daemon=True)
+    feeder.start()
+    drain.start()
+    reader_failed = True
+    try:
+        yield process.stdout
+        while process.stdout.read(BLOCK):
+            pass
+        reader_failed = False
+    finally:
+        process.stdout.close()
+        code = process.wait()
+        feeder.join()
+        drain.join()
+        if code != 0 and (explains_reader_errors or not reader_failed):
+            raise failed(_last_line(b"".join(errors).decode(errors="replace")))
 
 
 def _last_line(text: str) -> str:
