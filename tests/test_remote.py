@@ -151,7 +151,9 @@ def test_the_whole_round_trip_goes_through_ssh(hv, hypervisor, remote_production
     assert f"lab {LAB} is up on qemu+ssh://root@127.0.0.1:{hv['server'].port}/system" in up
     overlay = storage / "labs" / LAB / "db" / "vda.qcow2"
     assert overlay.is_file()
-    assert sorted(p.name for p in (paths.labs_dir() / LAB).iterdir() if p.suffix != ".lock") == ["lab.json"]
+    # here: the lab's record and its known_hosts (what labmgr ssh checks host keys against)
+    assert sorted(p.name for p in (paths.labs_dir() / LAB).iterdir() if p.suffix != ".lock") == \
+        ["known_hosts", "lab.json"]
     assert hv["uri"] in (paths.state_dir() / "hypervisors").read_text().splitlines()   # lab gc looks there
     lab_agent = hypervisor.domain(f"{LAB}-db").agent(timeout=60)
     assert psql(lab_agent, "SELECT count(*) FROM invoices") == "20"
