@@ -36,7 +36,7 @@ from labmgr.image import build_image, load_recipe  # noqa: E402
 from labmgr.lab import records  # noqa: E402
 from labmgr.paths import state_dir  # noqa: E402
 from labmgr.lab.consoles import take_consoles  # noqa: E402
-from labmgr.lab.probing import agents_of  # noqa: E402
+from labmgr.lab.probing import channels_of  # noqa: E402
 from labmgr.lab.profiler import take_profiles  # noqa: E402
 from labmgr.lab.restore import lab_restore  # noqa: E402
 from labmgr.lab.teardown import lab_down  # noqa: E402
@@ -144,7 +144,7 @@ def _hour(hypervisor, host, env, probes, hour: int, timings: dict[str, list[floa
     lab_restore(LAB, format_point(T0 + timedelta(hours=hour, minutes=30)))
     timings["restore"].append(time.monotonic() - started)
     record = records.load(LAB)
-    agent_for = agents_of(hypervisor, record)
+    agent_for = channels_of(hypervisor, record)
     started = time.monotonic()
     results = run_probes(record, env, probes, agent_for=agent_for)
     timings["probes"].append(time.monotonic() - started)
