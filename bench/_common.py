@@ -144,3 +144,20 @@ def write_block(name: str, figures: list[Figure], at_commit: str) -> None:
     else:
         text = text.rstrip("\n") + f"\n\n## {name} (`bench/{name}.py`)\n\n{block}\n"
     DOC.write_text(text)
+
+
+def remove_lab_and_production(hypervisor, lab: str, production) -> None:
+    """A libvirt bench's end: its lab (already gone is not an error), then its production and the
+    production's snapshots."""
+    import shutil
+
+    from labmgr.demo import production as prod
+    from labmgr.lab.teardown import lab_down
+    from labmgr.snapshot.store import environment_dir
+
+    try:
+        lab_down(lab, hypervisor_uri=production.uri)
+    except Exception:
+        pass
+    prod.remove(hypervisor, production)
+    shutil.rmtree(environment_dir(production.prefix), ignore_errors=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import REPO, Bench  # puts the repository on sys.path
+from _common import REPO, Bench, remove_lab_and_production  # puts the repository on sys.path
 
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
@@ -39,11 +39,9 @@ from labmgr.lab.consoles import take_consoles  # noqa: E402
 from labmgr.lab.probing import channels_of  # noqa: E402
 from labmgr.lab.profiler import take_profiles  # noqa: E402
 from labmgr.lab.restore import lab_restore  # noqa: E402
-from labmgr.lab.teardown import lab_down  # noqa: E402
 from labmgr.lab.up import lab_up  # noqa: E402
 from labmgr.probes import load_probes, run_probes  # noqa: E402
 from labmgr.snapshot import capture  # noqa: E402
-from labmgr.snapshot.store import environment_dir  # noqa: E402
 from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 
@@ -89,12 +87,7 @@ def main() -> None:
                 for hour in range(HOURS - MEASURED + 1, HOURS + 1):
                     _hour(hypervisor, host, env, probes, hour, timings)
         finally:
-            try:
-                lab_down(LAB, hypervisor_uri=production.uri)
-            except Exception:
-                pass
-            prod.remove(hypervisor, production)
-            shutil.rmtree(environment_dir(production.prefix), ignore_errors=True)
+            remove_lab_and_production(hypervisor, LAB, production)
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(state_dir() / "evidence" / production.prefix, ignore_errors=True)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import REPO, Bench  # puts the repository on sys.path
+from _common import REPO, Bench, remove_lab_and_production  # puts the repository on sys.path
 
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
@@ -37,10 +36,8 @@ from labmgr.dumps.media import MediaFile, build_iso  # noqa: E402
 from labmgr.hypervisor import connect  # noqa: E402
 from labmgr.image import build_image, load_recipe  # noqa: E402
 from labmgr.lab.restore import lab_restore  # noqa: E402
-from labmgr.lab.teardown import lab_down  # noqa: E402
 from labmgr.lab.up import lab_up  # noqa: E402
 from labmgr.snapshot import capture  # noqa: E402
-from labmgr.snapshot.store import environment_dir  # noqa: E402
 from labmgr.spec import load_environment  # noqa: E402
 from labmgr.timeparse import format_point  # noqa: E402
 from labmgr.xml.builder import cdrom_xml, free_scsi_target  # noqa: E402
@@ -84,12 +81,7 @@ def main() -> None:
             domain = hypervisor.domain(record.servers["app"].domain)
             iso_rate, disk_rate, agent_rate = _transports(domain, work)
         finally:
-            try:
-                lab_down(LAB, hypervisor_uri=production.uri)
-            except Exception:
-                pass
-            prod.remove(hypervisor, production)
-            shutil.rmtree(environment_dir(production.prefix), ignore_errors=True)
+            remove_lab_and_production(hypervisor, LAB, production)
             for path in sorted(work.rglob("*"), reverse=True):
                 path.unlink() if path.is_file() else path.rmdir()
             work.rmdir()
