@@ -57,7 +57,7 @@ def dumps_list(spec: Path, server: str | None, source: str | None, since: str | 
         click.echo(f"no dumps of {env.name} match")
     for r in records:
         click.echo(f"{r.id:>6}  {format_point(r.taken_at):<20} {r.server + '/' + r.source:<24} {r.kind:<8} "
-                   f"{human_size(r.size):>10}  {r.state:<10} {r.encryption if r.encrypted else '   ':<3}  {r.collector}"
+                   f"{human_size(r.size) if r.size or not r.located else '?':>10}  {r.state:<10} {r.encryption if r.encrypted else '   ':<3}  {r.collector}"
                    + (f"  {r.note}" if r.note else ""))
 
 

@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, Iterator
 from . import crypto
 from .errors import DumpError
 from .record import DumpRecord
-from .streams import BLOCK
+from .streams import BLOCK, pumped
 
 
 @contextmanager
@@ -39,13 +39,13 @@ def open_record(record: DumpRecord, identity_file: Path | None, backup=None,
             if backup is None:
                 raise DumpError(f"{record.label} is a backup at {record.origin} and its source has no 'backup' "
                                 "section any more", hint="put it back in the spec, or run 'labmgr dumps index'")
-            from ..sources import cache, locations     # S3 only when a backup is read
+            from ..sources import cache, locations, where     # S3 only when a backup is read
             copy = cache.cached(cache_root, record) if cache_root else None
             if copy is not None:
                 md5 = record.checksum[4:] if (record.checksum or "").startswith("md5:") else None
                 raw = locations.VerifiedReader(stack.enter_context(open(copy, "rb")), md5, record.size, str(copy))
             else:
-                location = locations.location_of(backup)
+                location = where.location_of(backup)
                 raw = stack.enter_context(location.open(location.name_of(record.origin), record.size,
                                                         record.checksum))
             identity_file = backup.identity_file
@@ -222,37 +222,3 @@ def feed(source: BinaryIO, sink: BinaryIO) -> None:
             sink.close()
         except OSError:
             pass
-
-
-@contextmanager
-def pumped(produce: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
-    """A reader fed by ``produce(writer)`` in a thread, through an OS pipe (nothing on disk)."""
-    read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
-    failure: list[BaseException] = []
-    consumer_done = threading.Event()
-
-    def run() -> None:
-        try:
-            produce(writer)
-        except BaseException as exc:     # reported in the consumer's thread
-            if not consumer_done.is_set():
-                failure.append(exc)
-        finally:
-            try:
-                writer.close()
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield reader
-        while reader.read(BLOCK):     # drain so a producer error at the end is seen
-            pass
-    finally:
-        consumer_done.set()
-        reader.close()
-        thread.join()
-        if failure:      # the producer's error (a bad identity, a damaged file) explains the consumer's
-            raise failure[0]

@@ -8,7 +8,10 @@ stored bytes) without a second read of the file.
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO, Iterable, Iterator
+import os
+import threading
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 BLOCK = 1 << 20
 
@@ -83,3 +86,37 @@ def sha256_file(path, progress=None) -> tuple[str, int]:
         if progress:
             progress(len(data))
     return digest.hexdigest(), size
+
+
+@contextmanager
+def pumped(produce: Callable[[BinaryIO], None]) -> Iterator[BinaryIO]:
+    """A reader fed by ``produce(writer)`` in a thread, through an OS pipe (nothing on disk)."""
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    failure: list[BaseException] = []
+    consumer_done = threading.Event()
+
+    def run() -> None:
+        try:
+            produce(writer)
+        except BaseException as exc:     # reported in the consumer's thread
+            if not consumer_done.is_set():
+                failure.append(exc)
+        finally:
+            try:
+                writer.close()
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield reader
+        while reader.read(BLOCK):     # drain so a producer error at the end is seen
+            pass
+    finally:
+        consumer_done.set()
+        reader.close()
+        thread.join()
+        if failure:      # the producer's error (a bad identity, a damaged file) explains the consumer's
+            raise failure[0]

@@ -17,7 +17,7 @@ from ..dumps.record import DumpRecord
 from ..dumps.streams import BLOCK
 from ..journal import intent
 from ..spec.backups import BackupSource
-from .locations import location_of
+from .where import location_of
 
 
 def cache_path(store_root: Path, record: DumpRecord) -> Path:

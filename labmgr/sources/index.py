@@ -17,7 +17,7 @@ from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore, store_for
 from ..progress import SILENT, Reporter
 from ..spec.model import DumpSource, Environment
-from .locations import location_of
+from .where import location_of
 from .template import NameTemplate
 
 GONE = "gone from its location"
@@ -37,6 +37,11 @@ class SourceIndex:
 
 def backup_sources(env: Environment) -> list[tuple[str, DumpSource]]:
     return [(server.name, source) for server in env.servers for source in server.dumps if source.backup]
+
+
+def name_template(backup) -> NameTemplate | None:
+    """The template a backup's name must fit; None for a restic repository (every snapshot is a point)."""
+    return NameTemplate(backup.name, backup.timezone) if backup.name is not None else None
 
 
 def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None = None,
@@ -61,7 +66,9 @@ def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None
 
 def _cache_all(env: Environment, store: DumpStore, reporter: Reporter) -> None:
     from . import cache
-    backups = {(server, source.name): source.backup for server, source in backup_sources(env)}
+    # a restic snapshot is read with 'restic dump' at each restore, never copied
+    backups = {(server, source.name): source.backup for server, source in backup_sources(env)
+               if source.backup.restic is None}
     records = [r for r in store.catalog.list() if r.located and r.state != "bad"
                and (r.server, r.source) in backups]
     with reporter.step("cache backups", total=sum(r.size for r in records) or None) as step:
@@ -73,13 +80,13 @@ def _cache_all(env: Environment, store: DumpStore, reporter: Reporter) -> None:
 def _index_source(store: DumpStore, server: str, source: DumpSource) -> SourceIndex:
     backup = source.backup
     location = location_of(backup)
-    template = NameTemplate(backup.name, backup.timezone)
+    template = name_template(backup)
     compression, cipher = backup.codecs
     result = SourceIndex(server, source.name, location.describe)
     known = {r.origin: r for r in store.catalog.list(server, source.name) if r.located}
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    for found in location.list(template.listing_prefix):
-        when = template.match(found.name)
+    for found in location.list(template.listing_prefix if template else ""):
+        when = template.match(found.name) if template else True
         if when is False:
             continue
         result.matched += 1
@@ -97,7 +104,7 @@ def _index_source(store: DumpStore, server: str, source: DumpSource) -> SourceIn
             result.ignored.append((found.name, f"{clash.label} is already in the catalog "
                                                f"({clash.origin or clash.path.name})"))
             continue
-        if found.size == 0:
+        if found.size == 0 and location.sizes_known:
             result.ignored.append((found.name, "empty (a failed backup?)"))
             continue
         result.added.append(store.catalog.add(DumpRecord(

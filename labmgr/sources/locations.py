@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..dumps.errors import DumpError
-from ..spec.backups import BackupSource, S3Access
+from ..spec.backups import S3Access
 
 S3 = "s3://"
 
@@ -36,6 +36,8 @@ class Found:
 
 
 class Directory:
+    sizes_known = True          # a size of 0 is an empty file (a failed backup?)
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.describe = str(self.root)
@@ -82,6 +84,8 @@ class Directory:
 
 
 class Bucket:
+    sizes_known = True
+
     def __init__(self, access: S3Access) -> None:
         self.access = access
         self.prefix = access.prefix
@@ -202,7 +206,3 @@ def s3_errors(what: str) -> Iterator[None]:
         raise DumpError(f"{what}: S3 says {code}: {error.get('Message', '')}".rstrip(": "), hint=hint) from None
     except BotoCoreError as exc:
         raise DumpError(f"{what}: {exc}", hint="check the endpoint, the region and the credentials") from None
-
-
-def location_of(backup: BackupSource) -> Directory | Bucket:
-    return Directory(backup.directory) if backup.directory is not None else Bucket(backup.s3)

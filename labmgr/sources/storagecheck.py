@@ -34,9 +34,10 @@ from pathlib import Path
 from ..dumps.errors import DumpError
 from ..progress import SILENT, Reporter
 from ..spec.model import DumpSource, Environment
-from .index import backup_sources
-from .locations import Bucket, Directory, location_of
-from .template import NameTemplate
+from .index import backup_sources, name_template
+from .locations import Bucket, Directory
+from .restic import ResticRepository
+from .where import location_of
 
 PROBE = ".labmgr-delete-probe-"
 
@@ -79,21 +80,22 @@ def check_storage(env: Environment, now: datetime | None = None, reporter: Repor
 def check_source(server: str, source: DumpSource, now: datetime) -> StorageReport:
     backup = source.backup
     location = location_of(backup)
-    template = NameTemplate(backup.name, backup.timezone)
+    template = name_template(backup)
     report = StorageReport(server, source.name, location.describe, backup.interval)
     times, folders = [], set()
-    for found in location.list(template.listing_prefix):
-        when = template.match(found.name)
-        if when is not False and found.size > 0:
+    for found in location.list(template.listing_prefix if template else ""):
+        when = template.match(found.name) if template else True
+        if when is not False and (found.size > 0 or not location.sizes_known):
             times.append(found.modified if when is True else when)
             folders.add(found.name.rpartition("/")[0])
     times.sort()
     report.backups = len(times)
     _series(report, times, now)
-    if isinstance(location, Bucket):
-        _bucket(report, location)
+    storage = location.storage if isinstance(location, ResticRepository) else location   # the repository's files
+    if isinstance(storage, Bucket):
+        _bucket(report, storage)
     else:
-        _directory(report, location, folders)
+        _directory(report, storage, folders)
     return report
 
 

@@ -33,6 +33,17 @@ class S3Access(Strict):
     profile: str = "default"
 
 
+class ResticRepository(Strict):
+    """A restic repository at the backup source's location (its directory, or its bucket and prefix through
+    restic's own s3 backend): each snapshot holding ``path`` is a point in time (docs/sources.md)."""
+
+    password_file: Path = Field(description="the repository's password, in a file (never in the spec)")
+    path: str = Field(pattern=r"^/", description="the backed-up directory as the snapshots hold it, "
+                                                 "e.g. /srv/uploads")
+    host: str | None = Field(default=None, description="only the snapshots of this host")
+    tags: list[str] = Field(default_factory=list, description="only the snapshots with all these tags")
+
+
 def split_suffixes(name: str) -> tuple[str, str]:
     """(compression, encryption) a name's extension says; 'none' for what it does not say."""
     cipher = next((c for s, c in CIPHER_SUFFIXES.items() if name.endswith(s)), "none")
@@ -47,8 +58,9 @@ class BackupSource(Strict):
 
     directory: Path | None = Field(default=None, description="a local directory (absolute)")
     s3: S3Access | None = None
-    name: str = Field(min_length=1, description="strftime-style template below the location, e.g. "
-                                                "shop/%Y/%m/%d/shop-%Y-%m-%d_%H%M.sql.gz")
+    restic: ResticRepository | None = Field(default=None, description="the location holds a restic repository")
+    name: str | None = Field(default=None, min_length=1, description="strftime-style template below the "
+                                                                     "location, e.g. shop/%Y/%m/%d/shop-%Y-%m-%d_%H%M.sql.gz")
     timezone: str = Field(default="UTC", description="the zone the times in names are written in")
     compression: Compression | None = Field(default=None, description="default: from the extension")
     encryption: Cipher | None = Field(default=None, description="default: from the extension")
@@ -67,9 +79,10 @@ class BackupSource(Strict):
 
     @field_validator("name")
     @classmethod
-    def _template(cls, value: str) -> str:
+    def _template(cls, value: str | None) -> str | None:
         from ..sources.template import NameTemplate     # the template's own rules, one place
-        NameTemplate(value)
+        if value is not None:
+            NameTemplate(value)
         return value
 
     @model_validator(mode="after")
@@ -78,12 +91,20 @@ class BackupSource(Strict):
             raise ValueError("a backup source needs exactly one location: 'directory' or 's3'")
         if self.directory is not None and not self.directory.is_absolute():
             raise ValueError(f"directory '{self.directory}' must be an absolute path")
+        if self.restic is None and self.name is None:
+            raise ValueError("a backup source needs 'name' (how its backups are named), or 'restic'")
+        if self.restic is not None:      # restic names, compresses and encrypts its snapshots itself
+            mixed = [f for f in ("name", "compression", "encryption", "identity_file")
+                     if getattr(self, f) is not None] + (["timezone"] if self.timezone != "UTC" else [])
+            if mixed:
+                raise ValueError(f"a restic repository's snapshots have no {', '.join(mixed)}: leave "
+                                 f"{'it' if len(mixed) == 1 else 'them'} out")
         return self
 
     @property
     def codecs(self) -> tuple[str, str]:
         """(compression, encryption): as given, else as the name template's extension says."""
-        compression, cipher = split_suffixes(self.name)
+        compression, cipher = split_suffixes(self.name or "")
         return self.compression or compression, self.encryption or cipher
 
     @property

@@ -114,6 +114,8 @@ class DumpSource(Strict):
             raise ValueError("a files dump needs 'path' (the directory to archive)")
         if self.via == "ssh" and self.ssh is None:
             raise ValueError("a dump collected via ssh needs an 'ssh' section (host, user, key)")
+        if self.backup is not None and self.backup.restic is not None and self.kind != "files":
+            raise ValueError("a restic repository holds files: only a 'files' dump source can name one")
         return self
 
 
