@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import yaml
@@ -178,4 +179,5 @@ def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archiv
     restore_and_probe(spec_path, agent, second_after(commits[4]), [1, 2, 3, 4], tmp_path)
 
     assert (directory_fingerprint(repo), bucket_fingerprint(admin, BUCKET)) == before
-    assert not list(records.load(LAB).directory.glob("media/*.qcow2"))
+    assert not list(records.load(LAB).directory.glob("media/*.qcow2"))        # scratch and disks cleaned up
+    assert not list(Path("/var/tmp").glob("labmgr-pgbackrest-*"))
