@@ -70,3 +70,19 @@ def test_a_point_inside_the_range_is_planned_and_one_outside_refused(tmp_path: P
         again = StanzaRange(START, START + timedelta(hours=3), 15, [], ("1", "3"))
         pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, again)     # indexed anew
         assert [r.range.end for r in pitr.ranges(catalog)] == [START + timedelta(hours=3)]
+
+
+def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
+    cluster = source(directory="/srv/pgbackrest")
+    span = StanzaRange(START, START + timedelta(hours=2, minutes=10), 15, [], ("1", "2"))
+    day = START.replace(hour=0, minute=0, second=0)
+    with Catalog(tmp_path) as catalog:
+        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, span)
+        grid = pitr.with_ranges(catalog, catalog.timeline(day, day + timedelta(days=1)), day,
+                                day + timedelta(days=1))
+        hours = [START.replace(minute=0, second=0) + timedelta(hours=h) for h in range(3)]
+        assert sorted(grid) == hours and all(grid[h][("db", "cluster")].exists for h in hours)
+        assert pitr.complete_hours(catalog, [("db", "cluster")], day, day + timedelta(days=1)) == hours
+        assert pitr.complete_hours(catalog, [("db", "cluster"), ("db", "files")], day,
+                                   day + timedelta(days=1)) == []          # files has no dump in those hours
+        assert pitr.span_with_ranges(catalog) == (span.end, span.start)

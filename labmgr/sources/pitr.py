@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..dumps.catalog import Catalog
+from ..dumps.catalog import Catalog, Cell, Timeline
 from ..dumps.errors import DumpError
 from ..dumps.record import DumpRecord
 from ..spec.model import DumpSource
@@ -88,3 +88,47 @@ def point_in_range(catalog: Catalog, server: str, source: DumpSource, at: dateti
 
 def _time(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+# the timeline's view: a range fills every hour it overlaps (restorable at seconds of that hour) ------------
+HOUR = timedelta(hours=1)
+
+
+def range_hours(found: IndexedRange, since: datetime, until: datetime) -> list[datetime]:
+    """The whole hours in [since, until) that hold a second of the range."""
+    hour = max(since, found.range.start).replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while hour < until and hour <= found.range.end:
+        if hour >= since:
+            hours.append(hour)
+        hour += HOUR
+    return hours
+
+
+def with_ranges(catalog: Catalog, grid: Timeline, since: datetime, until: datetime) -> Timeline:
+    """The catalog's grid with each range's hours as unverified cells (one point: the range)."""
+    for found in ranges(catalog):
+        for hour in range_hours(found, since, until):
+            grid.setdefault(hour, {})[(found.server, found.source)] = Cell(1, 0, 0, 0)
+    return grid
+
+
+def complete_hours(catalog: Catalog, cells: list[tuple[str, str]], since: datetime,
+                   until: datetime) -> list[datetime]:
+    """Hours in which every cell has a dump not known bad, or a second of its range."""
+    spans = {(r.server, r.source): set(range_hours(r, since, until)) for r in ranges(catalog)}
+    dumped = [cell for cell in cells if cell not in spans]
+    hours = set(catalog.hours_with_all(dumped, since, until)) if dumped else None
+    for cell in cells:
+        if cell in spans:
+            hours = spans[cell] if hours is None else hours & spans[cell]
+    return sorted(hours or ())
+
+
+def span_with_ranges(catalog: Catalog) -> tuple[datetime | None, datetime | None]:
+    """(newest, oldest) of the dumps and the ranges together, as ``Catalog.span``."""
+    newest, oldest = catalog.span()
+    for found in ranges(catalog):
+        newest = max(newest, found.range.end) if newest else found.range.end
+        oldest = min(oldest, found.range.start) if oldest else found.range.start
+    return newest, oldest
