@@ -1,5 +1,6 @@
-"""Pure logic of pgBackRest sources: the spec's shape, the command line a repository gets (never its keys),
-WAL segment arithmetic, the restorable range in the catalog and a point planned in it or refused."""
+"""pgBackRest sources without a VM: the spec's shape, the command line a repository gets (never its keys),
+WAL segment arithmetic, the restorable range in the catalog, a point planned in it or refused, the timeline's
+hours; and (host only: pgbackrest, the postgres user) a missing stanza as one line."""
 
 from __future__ import annotations
 
@@ -86,3 +87,27 @@ def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
         assert pitr.complete_hours(catalog, [("db", "cluster"), ("db", "files")], day,
                                    day + timedelta(days=1)) == []          # files has no dump in those hours
         assert pitr.span_with_ranges(catalog) == (span.end, span.start)
+
+
+def test_a_stanza_missing_from_its_repository_is_one_line(tmp_path: Path) -> None:
+    """Host only (pgbackrest and the postgres user, no VM): `dumps index` says which stanza, in one line."""
+    import shutil
+
+    import yaml
+    from dbservers import owned_tmpdir
+    from helpers import labmgr, one_line_error
+
+    repo = owned_tmpdir("lmg-repo-", owner="postgres")
+    try:
+        spec = tmp_path / "lmg-missing.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": "lmg-missing", "networks": [{"name": "lan", "cidr": "10.0.0.0/24"}],
+            "dumps": {"store": str(tmp_path / "store")},
+            "servers": [{"name": "db", "hostname": "db01.shop.test", "domain": "shop-db",
+                         "nics": [{"network": "lan", "ip": "10.0.0.11", "mac": "52:54:00:00:00:11"}],
+                         "dumps": [{"name": "cluster", "kind": "postgres",
+                                    "pgbackrest": {"stanza": "nope", "directory": str(repo)}}]}]}))
+        line = one_line_error(labmgr("dumps", "index", str(spec)))
+        assert f"pgbackrest:nope@{repo}: stanza 'nope' is not usable in the repository" in line
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
