@@ -11,7 +11,7 @@ DEB_PACKAGES := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
 	python3 python3-venv python3-dev gcc libxml2-utils \
 	openssh-server openssh-client postgresql mariadb-server mariadb-client \
 	tmux librsvg2-bin chromium chromium-driver ovmf \
-	grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools fdisk gnupg restic
+	grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools fdisk gnupg restic pgbackrest
 
 .PHONY: demo demo-down test bench deps venv libvirt clean
 

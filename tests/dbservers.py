@@ -231,8 +231,9 @@ class Postgres:
 
 
 @contextmanager
-def running_postgres() -> Iterator[Postgres]:
-    """A PostgreSQL cluster in a fresh directory: unix socket only (no TCP), peer authentication."""
+def running_postgres(settings: dict[str, str] | None = None) -> Iterator[Postgres]:
+    """A PostgreSQL cluster in a fresh directory: unix socket only (no TCP), peer authentication;
+    ``settings`` are more server settings (e.g. WAL archiving)."""
     require_packages("postgresql")
     initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     assert initdbs, "PostgreSQL's server binaries are not in /usr/lib/postgresql/*/bin"
@@ -245,7 +246,8 @@ def running_postgres() -> Iterator[Postgres]:
         log = open(directory / "postgres.log", "wb")
         server.process = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(directory / "data"), "-p", str(server.port),
-             "-k", str(directory), "-c", "listen_addresses=", "-c", "fsync=off"],
+             "-k", str(directory), "-c", "listen_addresses=", "-c", "fsync=off",
+             *[f"-c{key}={value}" for key, value in (settings or {}).items()]],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, user="postgres", group="postgres",
             extra_groups=[], cwd=directory)
         log.close()

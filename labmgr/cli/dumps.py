@@ -48,13 +48,19 @@ def dumps_list(spec: Path, server: str | None, source: str | None, since: str | 
     env = load_environment(spec)
     if server:
         env.server(server)   # an unknown name is an error naming the known ones
+    from ..sources.pitr import ranges
+
     with store_for(env) as store:
         records = store.catalog.list(server, source, since and parse_point(since), until and parse_point(until))
+        spans = ranges(store.catalog, server, source)
     if as_json:
-        click.echo(json.dumps([_as_dict(r) for r in records], indent=2))
+        click.echo(json.dumps([_as_dict(r) for r in records] + [_range_dict(r) for r in spans], indent=2))
         return
-    if not records:
+    if not records and not spans:
         click.echo(f"no dumps of {env.name} match")
+    for r in spans:          # a pgBackRest stanza: every second of the range, not hourly points
+        click.echo(f"{'range':>6}  {format_point(r.range.start)} to {format_point(r.range.end)}  "
+                   f"{r.server + '/' + r.source:<24} postgres {len(r.range.backups)} backups  {r.origin}")
     for r in records:
         click.echo(f"{r.id:>6}  {format_point(r.taken_at):<20} {r.server + '/' + r.source:<24} {r.kind:<8} "
                    f"{human_size(r.size) if r.size or not r.located else '?':>10}  {r.state:<10} {r.encryption if r.encrypted else '   ':<3}  {r.collector}"
@@ -112,3 +118,10 @@ def _as_dict(r) -> dict:
     verified = r.verified_at.strftime("%Y-%m-%dT%H:%M:%SZ") if r.verified_at else None
     return {"id": r.id, **manifest(r), "path": str(r.path), "origin": r.origin, "state": r.state, "verified_at": verified,
             "note": r.note}
+
+
+def _range_dict(r) -> dict:
+    return {"server": r.server, "source": r.source, "kind": "postgres", "origin": r.origin,
+            "range": {"start": format_point(r.range.start), "end": format_point(r.range.end)},
+            "major": r.range.major, "backups": r.range.backups, "archive": list(r.range.archive),
+            "indexed_at": format_point(r.indexed_at)}

@@ -24,6 +24,11 @@ def dumps_index(spec: Path, cache: bool) -> int:
 
     results = index(load_environment(spec), RichReporter(), cache=cache)
     for r in results:
+        if r.range is not None:
+            span = r.range.range
+            click.echo(f"{r.server}/{r.source} at {r.location}: {r.matched} backups, restorable to any second "
+                       f"from {format_point(span.start)} to {format_point(span.end)} (PostgreSQL {span.major})")
+            continue
         click.echo(f"{r.server}/{r.source} at {r.location}: {r.matched} backups, {len(r.added)} new, "
                    f"{r.unchanged} unchanged, {len(r.gone)} gone, {len(r.ignored)} ignored")
         for name, why in r.ignored:

@@ -40,6 +40,8 @@ def collect(env: Environment, server_name: str | None = None, taken_at: datetime
     with store_for(env) as store:
         for server in servers:
             for source in server.dumps:
+                if source.pgbackrest is not None:     # its points are the repository's (docs/sources.md)
+                    continue
                 name = f"{server.name}/{source.name}"
                 stamp = taken_at or datetime.now(timezone.utc)
                 try:

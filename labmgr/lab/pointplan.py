@@ -11,6 +11,7 @@ from ..dumps.record import DumpRecord
 from ..dumps.store import DumpStore
 from ..spec import Environment
 from ..spec.model import DumpSource
+from ..sources.pitr import point_in_range
 from ..timeparse import format_point
 
 
@@ -33,6 +34,10 @@ def plan_point(env: Environment, store: DumpStore, at: datetime) -> PointPlan:
     chosen: dict[str, list[tuple[DumpSource, DumpRecord]]] = {}
     for server in env.servers:
         for source in server.dumps:
+            if source.pgbackrest is not None:       # any second of the stanza's range, or one line why not
+                chosen.setdefault(server.name, []).append((source, point_in_range(store.catalog, server.name,
+                                                                                  source, at)))
+                continue
             record = store.catalog.newest_good_at(server.name, source.name, at)
             if record is None:
                 raise DumpError(f"server {server.name} has no good {source.name} dump taken at or before "

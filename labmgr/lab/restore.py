@@ -16,7 +16,7 @@ import secrets
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from ..hostbase import Host
 from ..hosts import host_for
 from ..hypervisor import Hypervisor, connect
 from ..progress import SILENT, Reporter, shielded, stage
+from ..sources.datadisk import restore_data_disk
+from ..sources.pgrestore import DataDisk, restore_to_disk
 from ..spec import Environment, load_environment
 from ..spec.model import DumpSource
 from ..timeparse import format_point
@@ -109,11 +111,21 @@ def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpSt
              plan: PointPlan, staging: Path, reporter: Reporter, commit) -> RestoreResult:
     result = RestoreResult(record.name, plan)
     started = time.monotonic()
-    media: dict[str, tuple[Path, str, list[Restore]]] = {}
+    media: dict[str, tuple[Path | None, str, list[Restore]]] = {}
+    disks: dict[str, list[DataDisk]] = {}
     with reporter.step("check and stage dumps", total=len(plan.chosen)) as step:
         for server, pairs in plan.chosen.items():
-            media[server] = _stage(env, store, server, pairs, staging)
+            dumped = [(source, dump) for source, dump in pairs if source.pgbackrest is None]
+            media[server] = _stage(env, store, server, dumped, staging) if dumped else (None, "", [])
             step.advance()
+    clusters = [(server, source) for server, pairs in plan.chosen.items() for source, _ in pairs
+                if source.pgbackrest is not None]
+    if clusters:         # restored and replayed here, to the second; the lab never reaches the repository
+        with reporter.step(f"restore pgBackRest to {format_point(plan.at)}", total=len(clusters)) as step:
+            for server, source in clusters:
+                disks.setdefault(server, []).append(restore_to_disk(source.pgbackrest, plan.at, staging,
+                                                                    f"{server}/{source.name}"))
+                step.advance()
     result.seconds["stage"] = round(time.monotonic() - started, 2)
     # QEMU opens the ISO on the hypervisor's host: it goes there (for a local one it is there already)
     on_host = record.host_directory / "media"
@@ -123,18 +135,25 @@ def _restore(hypervisor: Hypervisor, host: Host, env: Environment, store: DumpSt
             host.mkdir(on_host)
             host.make_traversable(on_host)
             for server, (iso, label, restores) in media.items():
-                host.put(iso, on_host / iso.name)
-                media[server] = (on_host / iso.name, label, restores)
+                if iso is not None:
+                    host.put(iso, on_host / iso.name)
+                    media[server] = (on_host / iso.name, label, restores)
+                disks[server] = [_put(host, disk, on_host) for disk in disks.get(server, [])]
                 step.advance()
     try:
-        return _restore_at_point(hypervisor, host, record, plan, media, result, reporter, commit)
+        return _restore_at_point(hypervisor, host, record, plan, media, disks, result, reporter, commit)
     finally:
         if str(on_host) != str(staging):
             host.remove_tree(on_host)
 
 
+def _put(host: Host, disk: DataDisk, on_host: Path) -> DataDisk:
+    host.put(disk.path, on_host / disk.path.name)
+    return replace(disk, path=on_host / disk.path.name)
+
+
 def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, plan: PointPlan, media: dict,
-                      result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
+                      disks: dict, result: RestoreResult, reporter: Reporter, commit) -> RestoreResult:
     domains = {server: hypervisor.domain(record.servers[server].domain) for server in plan.chosen}
     points = {server: points_of(hypervisor, host, record, server) for server in plan.chosen}
     check_agents(list(domains.values()), record, list(domains))
@@ -147,13 +166,13 @@ def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, pla
         with reporter.step(f"restore {format_point(plan.at)}", total=len(domains)) as step:
             with ThreadPoolExecutor(max_workers=len(domains)) as pool:
                 jobs = {server: pool.submit(_restore_server, points[server], record, server, *media[server],
-                                            reporter)
+                                            disks.get(server, []), reporter)
                         for server in domains}
                 failures = []
                 for server, job in jobs.items():
                     try:
-                        report = job.result()
-                        result.seconds.update({f"{server} {k}": v for k, v in report.seconds.items()})
+                        seconds = job.result()
+                        result.seconds.update({f"{server} {k}": v for k, v in seconds.items()})
                     except Exception as exc:      # every server finishes before the lab is reverted
                         failures.append(exc)
                     step.advance()
@@ -177,12 +196,18 @@ def _restore_at_point(hypervisor: Hypervisor, host: Host, record: LabRecord, pla
     return result
 
 
-def _restore_server(keeper, record: LabRecord, server: str, iso: Path, label: str, restores: list[Restore],
-                    reporter: Reporter):
+def _restore_server(keeper, record: LabRecord, server: str, iso: Path | None, label: str,
+                    restores: list[Restore], disks: list[DataDisk], reporter: Reporter) -> dict[str, float]:
     with stage(reporter, server, "revert"):
         domain = keeper.revert(CLEAN)
-    return inject_and_restore(domain, iso, label, restores, server, reporter=reporter,
-                              channel=channel_for(domain, record, server, timeout=30))
+    channel = channel_for(domain, record, server, timeout=30)
+    seconds: dict[str, float] = {}
+    for disk in disks:      # a whole cluster first: dumps of single databases may go on top of it
+        seconds.update(restore_data_disk(domain, disk, server, channel, reporter))
+    if iso is not None:
+        seconds.update(inject_and_restore(domain, iso, label, restores, server, reporter=reporter,
+                                          channel=channel).seconds)
+    return seconds
 
 
 def _stage(env: Environment, store: DumpStore, server: str, pairs: list[tuple[DumpSource, DumpRecord]],

@@ -33,6 +33,7 @@ class SourceIndex:
     unchanged: int = 0
     gone: list[DumpRecord] = field(default_factory=list)
     ignored: list[tuple[str, str]] = field(default_factory=list)     # (name, why)
+    range: object | None = None       # a pgBackRest stanza's restorable range (pitr.IndexedRange)
 
 
 def backup_sources(env: Environment) -> list[tuple[str, DumpSource]]:
@@ -52,9 +53,13 @@ def index(env: Environment, reporter: Reporter = SILENT, store: DumpStore | None
     try:
         results = []
         sources = backup_sources(env)
-        with reporter.step("index backups", total=len(sources) or None) as step:
+        stanzas = [(server.name, source) for server in env.servers for source in server.dumps if source.pgbackrest]
+        with reporter.step("index backups", total=len(sources) + len(stanzas) or None) as step:
             for server, source in sources:
                 results.append(_index_source(store, server, source))
+                step.advance()
+            for server, source in stanzas:
+                results.append(_index_stanza(store, server, source))
                 step.advance()
         if cache:
             _cache_all(env, store, reporter)
@@ -115,4 +120,20 @@ def _index_source(store: DumpStore, server: str, source: DumpSource) -> SourceIn
         if record.note != GONE:
             store.catalog.mark(record.id, "bad", GONE)
             result.gone.append(record)
+    return result
+
+
+def _index_stanza(store: DumpStore, server: str, source: DumpSource) -> SourceIndex:
+    """A pgBackRest stanza: its restorable range, from ``pgbackrest info`` and the archived WAL."""
+    import tempfile
+
+    from . import pitr
+    from .pgbackrest import Repository
+
+    stanza = source.pgbackrest
+    with tempfile.TemporaryDirectory(prefix="labmgr-pgbackrest-") as scratch:
+        found = Repository(stanza, Path(scratch)).restorable_range()
+    pitr.record_range(store.catalog, server, source.name, stanza.describe, found)
+    result = SourceIndex(server, source.name, stanza.describe, matched=len(found.backups))
+    result.range = pitr.ranges(store.catalog, server, source.name)[0]
     return result

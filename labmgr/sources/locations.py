@@ -187,7 +187,8 @@ def s3_client(access: S3Access):
     session = boto3.session.Session(**credentials(access))
     return session.client("s3", endpoint_url=access.endpoint, region_name=access.region or "us-east-1",
                           config=Config(retries={"max_attempts": 3, "mode": "standard"},
-                                        s3={"addressing_style": "path"}, connect_timeout=10, read_timeout=60))
+                                        s3={"addressing_style": "path"}, connect_timeout=10, read_timeout=60),
+                          verify=str(access.ca_file) if access.ca_file else None)
 
 
 @contextmanager

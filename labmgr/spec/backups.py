@@ -31,6 +31,8 @@ class S3Access(Strict):
     credentials_file: Path | None = Field(default=None, description="INI file: [profile] aws_access_key_id, "
                                                                     "aws_secret_access_key")
     profile: str = "default"
+    ca_file: Path | None = Field(default=None, description="CA bundle that signed the endpoint's certificate "
+                                                           "(default: the system's)")
 
 
 class ResticRepository(Strict):

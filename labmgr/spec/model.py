@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_serializer, model_validator
 from ..objectives import Objectives
 from ..strict import Strict
 from .backups import BackupSource
+from .pgbackrest import PgBackRestSource
 
 NAME = r"^[a-z][a-z0-9-]{0,30}$"
 DATABASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$")
@@ -87,6 +88,7 @@ class DumpSource(Strict):
     dump_command: str | None = None      # replaces the default dump command (runs on production)
     restore_command: str | None = None   # replaces the default restore command (runs in the lab guest)
     backup: BackupSource | None = None   # where the team's own backups of it are (docs/sources.md)
+    pgbackrest: PgBackRestSource | None = None   # a postgres source's pgBackRest stanza (docs/sources.md)
 
     @field_validator("database")
     @classmethod
@@ -108,10 +110,12 @@ class DumpSource(Strict):
 
     @model_validator(mode="after")
     def _complete(self) -> "DumpSource":
-        if self.kind in ("postgres", "mariadb") and not self.database:
+        if self.kind in ("postgres", "mariadb") and not self.database and self.pgbackrest is None:
             raise ValueError(f"a {self.kind} dump needs 'database'")
         if self.kind == "files" and not self.path:
             raise ValueError("a files dump needs 'path' (the directory to archive)")
+        if self.pgbackrest is not None and (self.kind != "postgres" or self.backup is not None):
+            raise ValueError("'pgbackrest' belongs to a postgres source without 'backup'")
         if self.via == "ssh" and self.ssh is None:
             raise ValueError("a dump collected via ssh needs an 'ssh' section (host, user, key)")
         if self.backup is not None and self.backup.restic is not None and self.kind != "files":

@@ -172,25 +172,31 @@ class CoreBackend:
         from ..dumps.store import store_for
         from ..spec import load_environment
 
+        from ..sources.pitr import span_with_ranges
+
         env = load_environment(spec)
         with store_for(env) as store:
-            newest, oldest = store.catalog.span()
+            newest, oldest = span_with_ranges(store.catalog)
         return TimelineShape(env.name, _columns(env), newest and hour_of(newest), oldest and hour_of(oldest))
 
     def timeline(self, spec: Path, since: datetime, until: datetime) -> Grid:
         from ..dumps.store import store_for
         from ..spec import load_environment
 
-        with store_for(load_environment(spec)) as store:
-            return store.catalog.timeline(since, until)
+        from ..sources.pitr import with_ranges
+
+        with store_for(load_environment(spec)) as store:        # a pgBackRest range fills its hours
+            return with_ranges(store.catalog, store.catalog.timeline(since, until), since, until)
 
     def complete_hours(self, spec: Path, since: datetime, until: datetime) -> list[datetime]:
         from ..dumps.store import store_for
         from ..spec import load_environment
 
+        from ..sources.pitr import complete_hours
+
         env = load_environment(spec)
         with store_for(env) as store:
-            return store.catalog.hours_with_all(_columns(env), since, until)
+            return complete_hours(store.catalog, _columns(env), since, until)
 
     def verdicts(self, lab: str) -> dict[datetime, bool]:
         from ..lab.evidence import evidence_for

@@ -119,9 +119,9 @@ def backup_targets(domainbackup_xml: str) -> list[str]:
     return [t.get("file") for t in parse(domainbackup_xml).iter("target") if t.get("file")]
 
 
-def cdrom_xml(path: Path, target: str, device: str = "cdrom") -> str:
-    """A read-only raw medium on the SCSI bus: a CD-ROM, or (device="disk") a plain disk."""
-    return serialise(render("cdrom", path=str(path), target=target, device=device))
+def cdrom_xml(path: Path, target: str, device: str = "cdrom", format: str = "raw") -> str:
+    """A read-only medium on the SCSI bus: a CD-ROM, or (device="disk") a plain disk; raw or qcow2."""
+    return serialise(render("cdrom", path=str(path), target=target, device=device, format=format))
 
 
 def snapshot_xml(name: str, description: str) -> str:

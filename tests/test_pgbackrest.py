@@ -1,0 +1,183 @@
+"""A lab restored to any second from a team's pgBackRest repository, posix and S3.
+
+A real PostgreSQL on this host archives its WAL with pgBackRest to a posix repository
+and to an S3 one (moto's server over https on loopback): a full backup, rows committed
+two seconds apart, an incremental backup, more rows. ``dumps index`` records the
+stanza's restorable range; ``lab restore --at T`` (T a second between the two backups,
+then one after the incremental) restores on the host, replays to T and puts the data
+directory in the lab guest from a hot-plugged disk: the guest holds exactly the rows
+committed up to T (the next one, committed 1-2 s after T, is absent) and probes pass.
+Nothing is written to either repository.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labmgr.lab import records
+from labmgr.lab.teardown import lab_down
+from labmgr.lab.up import lab_up
+from labmgr.snapshot import capture, delete_snapshot
+from labmgr.spec import load_environment
+from labmgr.timeparse import format_point
+
+from backups import bucket_fingerprint, directory_fingerprint
+from dbservers import as_user, owned_tmpdir, require_packages, run, running_postgres
+from helpers import fresh_db_production, labmgr, one_line_error, psql
+from s3server import READ_ONLY
+
+pytestmark = pytest.mark.libvirt
+LAB = "lmg-pitr"
+STANZA = "shop"
+BUCKET = "lmg-pitr"
+
+
+def pgbackrest(conf, *args: str) -> None:
+    run(*as_user("postgres", "pgbackrest", f"--config={conf}", f"--stanza={STANZA}", *args), timeout=180)
+
+
+@pytest.fixture(scope="module")
+def archived(s3server_tls):
+    """Production's PostgreSQL, archiving to both repositories; (posix repo, commit times by row, S3 keys)."""
+    require_packages("pgbackrest")
+    s3 = s3server_tls
+    admin = s3.client()
+    admin.create_bucket(Bucket=BUCKET)
+    admin.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    work = owned_tmpdir("lmg-pgbr-", owner="postgres")
+    repo, conf = work / "repo", work / "pgbackrest.conf"
+    archive = f"pgbackrest --config={conf} --stanza={STANZA} archive-push %p"
+    try:
+        with running_postgres({"archive_mode": "on", "archive_command": archive,
+                               "track_commit_timestamp": "on"}) as server:
+            conf.write_text(f"""[{STANZA}]
+pg1-path={server.directory}/data
+pg1-socket-path={server.socket_dir}
+pg1-port={server.port}
+[global]
+repo1-path={repo}
+repo1-retention-full=9
+repo2-type=s3
+repo2-s3-bucket={BUCKET}
+repo2-s3-endpoint=localhost
+repo2-storage-port={s3.endpoint.rsplit(':', 1)[1]}
+repo2-s3-region=us-east-1
+repo2-s3-uri-style=path
+repo2-storage-ca-file={s3.ca_file}
+repo2-path=/team/pgbackrest
+repo2-s3-key={s3.admin['aws_access_key_id']}
+repo2-s3-key-secret={s3.admin['aws_secret_access_key']}
+repo2-retention-full=9
+lock-path={work}
+log-path={work}
+start-fast=y
+repo1-bundle=y
+repo2-bundle=y
+""")
+            conf.chmod(0o644)
+            server.psql("CREATE DATABASE shop")
+            server.psql("CREATE TABLE t (n int PRIMARY KEY)", "shop")
+            pgbackrest(conf, "stanza-create")
+            for number in (1, 2):
+                pgbackrest(conf, f"--repo={number}", "--type=full", "backup")
+            for n in (1, 2, 3):
+                server.psql(f"INSERT INTO t VALUES ({n})", "shop")
+                time.sleep(2)
+            for number in (1, 2):
+                pgbackrest(conf, f"--repo={number}", "--type=incr", "backup")
+            for n in (4, 5, 6):
+                server.psql(f"INSERT INTO t VALUES ({n})", "shop")
+                time.sleep(2)
+            segment = server.psql("SELECT pg_walfile_name(pg_switch_wal())")
+            deadline = time.monotonic() + 60
+            while server.psql("SELECT last_archived_wal FROM pg_stat_archiver") < segment:
+                assert time.monotonic() < deadline, "the last WAL segment was not archived"
+                time.sleep(0.2)
+            commits = dict(tuple(map(float, line.split("|"))) for line in server.psql(
+                "SELECT n, extract(epoch FROM pg_xact_commit_timestamp(xmin)) FROM t", "shop").splitlines())
+        reader = s3.user("lmg-pitr-reader", READ_ONLY)
+        yield repo, {int(n): at for n, at in commits.items()}, {
+            "bucket": BUCKET, "prefix": "team/pgbackrest", "endpoint": s3.endpoint, "region": "us-east-1",
+            "credentials_file": str(reader), "ca_file": str(s3.ca_file)}, admin
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lab(hypervisor, db_production, archived, tmp_path_factory):
+    repo = archived[0]
+    _, spec = fresh_db_production(hypervisor, db_production, "lmg-pitr")
+    spec["servers"][0]["dumps"] = [{"name": "cluster", "kind": "postgres",
+                                    "pgbackrest": {"stanza": STANZA, "directory": str(repo)}}]
+    spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
+    path = tmp_path_factory.mktemp("spec") / "lmg-pitr.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(path)
+    taken = capture(env)
+    try:
+        record = lab_up(env, path, name=LAB)
+        try:
+            yield path, spec, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+        finally:
+            lab_down(LAB, hypervisor_uri="qemu:///system")
+    finally:
+        delete_snapshot(env.name, taken.id)
+
+
+def second_after(commit: float) -> datetime:
+    """The first whole second at or after a commit: the commit is in, the next row's (2 s later) is not."""
+    return datetime.fromtimestamp(math.ceil(commit), timezone.utc)
+
+
+def restore_and_probe(spec_path, agent, at: datetime, rows: list[int], tmp_path) -> None:
+    result = labmgr("lab", "restore", LAB, "--at", format_point(at))
+    assert result.returncode == 0, result.stderr
+    assert psql(agent, "SELECT string_agg(n::text, ',' ORDER BY n) FROM t") == ",".join(map(str, rows))
+    assert records.load(LAB).point["at"] == format_point(at)
+    probes = tmp_path / "probes.yaml"
+    probes.write_text(yaml.safe_dump({"probes": [
+        {"name": "rows", "kind": "sql", "server": "db", "engine": "postgres", "database": "shop",
+         "query": "SELECT count(*) FROM t", "expect": {"equals": len(rows)}}]}))
+    probed = labmgr("probe", LAB, "--probes", str(probes))
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+
+
+def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archived, tmp_path) -> None:
+    spec_path, spec, agent = lab
+    repo, commits, s3, admin = archived
+    before = directory_fingerprint(repo), bucket_fingerprint(admin, BUCKET)
+    assert before[1], "the S3 repository is empty"
+
+    indexed = labmgr("dumps", "index", str(spec_path))
+    assert indexed.returncode == 0, indexed.stderr
+    assert "2 backups, restorable to any second from" in indexed.stdout, indexed.stdout
+    listed = labmgr("dumps", "list", str(spec_path))
+    assert "range" in listed.stdout and f"pgbackrest:{STANZA}@{repo}" in listed.stdout, listed.stdout
+
+    # between the full and the incremental backup, to the second
+    first = second_after(commits[2])
+    assert 1 <= commits[3] - first.timestamp() <= 2.5
+    restore_and_probe(spec_path, agent, first, [1, 2], tmp_path)
+
+    outside = labmgr("lab", "restore", LAB, "--at", "2020-01-01T00:00:00Z")
+    assert "outside cluster's restorable range" in one_line_error(outside)
+    assert records.load(LAB).point["at"] == format_point(first)
+
+    # the same stanza in the S3 repository, after the incremental backup
+    spec["servers"][0]["dumps"][0]["pgbackrest"] = {"stanza": STANZA, "s3": s3}
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    indexed = labmgr("dumps", "index", str(spec_path))
+    assert indexed.returncode == 0, indexed.stderr
+    assert f"pgbackrest:{STANZA}@s3://{BUCKET}/" in indexed.stdout, indexed.stdout
+    restore_and_probe(spec_path, agent, second_after(commits[4]), [1, 2, 3, 4], tmp_path)
+
+    assert (directory_fingerprint(repo), bucket_fingerprint(admin, BUCKET)) == before
+    assert not list(records.load(LAB).directory.glob("media/*.qcow2"))        # scratch and disks cleaned up
+    assert not list(Path("/var/tmp").glob("labmgr-pgbackrest-*"))

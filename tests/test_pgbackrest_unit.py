@@ -1,0 +1,113 @@
+"""pgBackRest sources without a VM: the spec's shape, the command line a repository gets (never its keys),
+WAL segment arithmetic, the restorable range in the catalog, a point planned in it or refused, the timeline's
+hours; and (host only: pgbackrest, the postgres user) a missing stanza as one line."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from labmgr.dumps.catalog import Catalog
+from labmgr.dumps.errors import DumpError
+from labmgr.sources import pitr
+from labmgr.sources.pgbackrest import Repository, StanzaRange, previous_segment
+from labmgr.spec.model import DumpSource
+from labmgr.spec.pgbackrest import PgBackRestSource
+
+START = datetime(2026, 11, 21, 8, 0, 5, tzinfo=timezone.utc)
+
+
+def source(**pgbackrest) -> DumpSource:
+    return DumpSource(name="cluster", kind="postgres", pgbackrest={"stanza": "shop", **pgbackrest})
+
+
+def test_a_stanza_needs_one_repository_and_an_https_endpoint() -> None:
+    assert source(directory="/srv/pgbackrest").database is None      # the whole cluster: no database named
+    for wrong in ({}, {"directory": "relative"}, {"directory": "/a", "s3": {"bucket": "team"}},
+                  {"s3": {"bucket": "team", "endpoint": "http://127.0.0.1:9000"}}):
+        with pytest.raises(ValidationError):
+            source(**wrong)
+    with pytest.raises(ValidationError, match="postgres source"):
+        DumpSource(name="crm", kind="mariadb", database="crm", pgbackrest={"stanza": "s", "directory": "/r"})
+
+
+def test_the_s3_command_line_names_the_repository_and_never_the_keys(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.ini"
+    keys.write_text("[default]\naws_access_key_id = AKIDREAD\naws_secret_access_key = SECRETREAD\n")
+    stanza = PgBackRestSource(stanza="shop", s3={"bucket": "team", "prefix": "pg/", "credentials_file": str(keys),
+                                                 "endpoint": "https://s3.example.net:8443", "region": "eu-1"})
+    repo = Repository(stanza, tmp_path / "scratch")
+    options = " ".join(repo.options)
+    assert "--repo1-s3-endpoint=s3.example.net" in options and "--repo1-storage-port=8443" in options
+    assert "--repo1-path=/pg" in options and "--repo1-s3-uri-style=path" in options
+    assert "SECRET" not in options and "AKID" not in options
+    assert repo.env["PGBACKREST_REPO1_S3_KEY"] == "AKIDREAD"
+    assert repo.env["PGBACKREST_REPO1_S3_KEY_SECRET"] == "SECRETREAD"
+    assert "lock-path=" in (tmp_path / "scratch" / "pgbackrest.conf").read_text()   # locks in scratch
+
+
+def test_previous_segment_crosses_a_log_id() -> None:
+    assert previous_segment("00000001000000000000000A") == "000000010000000000000009"
+    assert previous_segment("000000020000000300000000") == "0000000200000002000000FF"
+
+
+def test_a_point_inside_the_range_is_planned_and_one_outside_refused(tmp_path: Path) -> None:
+    cluster = source(directory="/srv/pgbackrest")
+    span = StanzaRange(START, START + timedelta(hours=2), 15, [{"label": "F"}], ("1", "2"))
+    with Catalog(tmp_path) as catalog:
+        with pytest.raises(DumpError, match="no restorable range indexed"):
+            pitr.point_in_range(catalog, "db", cluster, START)
+        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, span)
+        at = START + timedelta(minutes=17, seconds=3)
+        record = pitr.point_in_range(catalog, "db", cluster, at)
+        assert record.taken_at == at and record.origin == "pgbackrest:shop@/srv/pgbackrest"
+        for outside in (START - timedelta(seconds=1), START + timedelta(hours=2, seconds=1)):
+            with pytest.raises(DumpError, match="outside cluster's restorable range") as refused:
+                pitr.point_in_range(catalog, "db", cluster, outside)
+            assert "\n" not in str(refused.value)
+        again = StanzaRange(START, START + timedelta(hours=3), 15, [], ("1", "3"))
+        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, again)     # indexed anew
+        assert [r.range.end for r in pitr.ranges(catalog)] == [START + timedelta(hours=3)]
+
+
+def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
+    cluster = source(directory="/srv/pgbackrest")
+    span = StanzaRange(START, START + timedelta(hours=2, minutes=10), 15, [], ("1", "2"))
+    day = START.replace(hour=0, minute=0, second=0)
+    with Catalog(tmp_path) as catalog:
+        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, span)
+        grid = pitr.with_ranges(catalog, catalog.timeline(day, day + timedelta(days=1)), day,
+                                day + timedelta(days=1))
+        hours = [START.replace(minute=0, second=0) + timedelta(hours=h) for h in range(3)]
+        assert sorted(grid) == hours and all(grid[h][("db", "cluster")].exists for h in hours)
+        assert pitr.complete_hours(catalog, [("db", "cluster")], day, day + timedelta(days=1)) == hours
+        assert pitr.complete_hours(catalog, [("db", "cluster"), ("db", "files")], day,
+                                   day + timedelta(days=1)) == []          # files has no dump in those hours
+        assert pitr.span_with_ranges(catalog) == (span.end, span.start)
+
+
+def test_a_stanza_missing_from_its_repository_is_one_line(tmp_path: Path) -> None:
+    """Host only (pgbackrest and the postgres user, no VM): `dumps index` says which stanza, in one line."""
+    import shutil
+
+    import yaml
+    from dbservers import owned_tmpdir
+    from helpers import labmgr, one_line_error
+
+    repo = owned_tmpdir("lmg-repo-", owner="postgres")
+    try:
+        spec = tmp_path / "lmg-missing.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": "lmg-missing", "networks": [{"name": "lan", "cidr": "10.0.0.0/24"}],
+            "dumps": {"store": str(tmp_path / "store")},
+            "servers": [{"name": "db", "hostname": "db01.shop.test", "domain": "shop-db",
+                         "nics": [{"network": "lan", "ip": "10.0.0.11", "mac": "52:54:00:00:00:11"}],
+                         "dumps": [{"name": "cluster", "kind": "postgres",
+                                    "pgbackrest": {"stanza": "nope", "directory": str(repo)}}]}]}))
+        line = one_line_error(labmgr("dumps", "index", str(spec)))
+        assert f"pgbackrest:nope@{repo}: stanza 'nope' is not usable in the repository" in line
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
