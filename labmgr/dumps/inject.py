@@ -69,7 +69,8 @@ def inject_and_restore(domain: Domain, iso: Path, label: str, restores: list[Res
             else:
                 cleanup.callback(domain.detach_device, device)
                 cleanup.callback(agent.exec, ["umount", MOUNT])
-                _mount(agent, label)
+                mount_labelled(agent, label, MOUNT, fstype="iso9660", options="ro", what="dump medium",
+                               modules="sr_mod and isofs")
             _check_sums(agent, restores, server)
         report.seconds["media"] = round(time.monotonic() - started, 2)
         with stage(reporter, server, "restore"):
@@ -80,19 +81,21 @@ def inject_and_restore(domain: Domain, iso: Path, label: str, restores: list[Res
     return report
 
 
-def _mount(agent: GuestCommands, label: str, timeout: float = 30) -> None:
+def mount_labelled(channel: GuestCommands, label: str, mountpoint: str, *, fstype: str, options: str,
+                   what: str, modules: str, timeout: float = 30) -> None:
+    """Mount the hot-plugged disk labelled ``label`` at ``mountpoint`` in the guest, once the guest sees it."""
     deadline = time.monotonic() + timeout
     while True:
-        found = agent.exec(["blkid", "-t", f"LABEL={label}", "-o", "device"])
+        found = channel.exec(["blkid", "-t", f"LABEL={label}", "-o", "device"])
         device = found.stdout.strip().splitlines()[0] if found.ok and found.stdout.strip() else ""
         if device:
             break
         if time.monotonic() > deadline:
-            raise DumpError(f"the dump medium {label} did not appear in '{agent.name}'",
-                            hint="the guest needs the sr_mod and isofs kernel modules")
+            raise DumpError(f"the {what} {label} did not appear in '{channel.name}'",
+                            hint=f"the guest needs the {modules} kernel modules")
         time.sleep(0.3)
-    agent.run(["mkdir", "-p", MOUNT])
-    agent.run(["mount", "-t", "iso9660", "-o", "ro", device, MOUNT], timeout=60)
+    channel.run(["mkdir", "-p", mountpoint])
+    channel.run(["mount", "-t", fstype, "-o", options, device, mountpoint], timeout=60)
 
 
 def _check_sums(agent: GuestCommands, restores: list[Restore], server: str) -> None:

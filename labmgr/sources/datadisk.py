@@ -14,6 +14,7 @@ import time
 from contextlib import ExitStack
 
 from ..dumps.errors import DumpError
+from ..dumps.inject import mount_labelled
 from ..execresult import GuestCommands
 from ..hypervisor import Domain
 from ..progress import SILENT, Reporter, stage
@@ -51,7 +52,8 @@ def restore_data_disk(domain: Domain, disk: DataDisk, server: str, channel: Gues
         domain.attach_device(device)
         cleanup.callback(domain.detach_device, device)
         cleanup.callback(channel.exec, ["umount", MOUNT])
-        _mount(channel, disk.label)
+        mount_labelled(channel, disk.label, MOUNT, fstype="ext4", options="ro,noload", what="data disk",
+                       modules="sd_mod and ext4")
         result = channel.exec(["sh", "-c", PUT_IN_PLACE], timeout=timeout,
                               env={"LABMGR_MAJOR": str(disk.major), "LABMGR_MOUNT": MOUNT})
         if not result.ok:
@@ -59,18 +61,3 @@ def restore_data_disk(domain: Domain, disk: DataDisk, server: str, channel: Gues
             raise DumpError(f"server {server}: putting {disk.dump} at {disk.at:%Y-%m-%dT%H:%M:%SZ} in place "
                             f"failed (exit {result.exit_code}): {tail}")
     return {disk.dump: round(time.monotonic() - started, 2)}
-
-
-def _mount(channel: GuestCommands, label: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = channel.exec(["blkid", "-t", f"LABEL={label}", "-o", "device"])
-        device = found.stdout.strip().splitlines()[0] if found.ok and found.stdout.strip() else ""
-        if device:
-            break
-        if time.monotonic() > deadline:
-            raise DumpError(f"the data disk {label} did not appear in '{channel.name}'",
-                            hint="the guest needs the sd_mod and ext4 kernel modules")
-        time.sleep(0.3)
-    channel.run(["mkdir", "-p", MOUNT])
-    channel.run(["mount", "-t", "ext4", "-o", "ro,noload", device, MOUNT], timeout=60)
