@@ -11,35 +11,35 @@ import pytest
 import yaml
 from lxml import etree
 
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.lab import records
 from labmgr.snapshot import capture, delete_snapshot
 from labmgr.spec import load_environment
 
 from chromium import banner_in_first_screen, browser, open_report  # noqa: F401 (browser: a fixture)
-from helpers import labmgr, leftovers, recording_http_server
+from helpers import APP_DATA, labmgr, leftovers, recording_http_server
 
 pytestmark = pytest.mark.libvirt
-SESSIONS = "/var/lib/app/sessions"
+SESSIONS = f"{APP_DATA}/sessions"
 XSD = Path(__file__).parent / "data" / "junit.xsd"
 
 
 @pytest.fixture(scope="module")
-def drill_env(hypervisor, base_image, tmp_path_factory):
-    """One production server with a files source, two collected hours and a snapshot."""
-    environment = prod.Production(prefix="lmt-run", network="10.84.0.0/24", gateway="10.84.0.1", servers=[
-        prod.ProdServer("app", "app01.shop.test", "10.84.0.12", "52:54:00:84:00:12")])
-    prod.create(hypervisor, environment, base_image)
+def drill_env(hypervisor, production, tmp_path_factory):
+    """The shared production's app server (conftest's ``production``, booted once per run) as its own
+    environment lmt-run, with a files source, two collected hours and a snapshot."""
     folder = tmp_path_factory.mktemp("drill")
-    spec = environment.spec()
+    spec = production.spec()
+    spec["name"] = "lmt-run"
+    spec["servers"] = [server for server in spec["servers"] if server["name"] == "app"]
     spec["servers"][0]["dumps"] = [{"name": "sessions", "kind": "files", "path": SESSIONS, "via": "agent"}]
     spec["dumps"] = {"store": str(folder / "store")}
     spec["objectives"] = {"rto": "2h", "rpo": "3h"}        # the two hours of dumps are 1-2 hours old
     spec_path = folder / "lmt-run.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     env = load_environment(spec_path)
-    agent = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
+    agent = hypervisor.domain(env.server("app").domain).agent(timeout=60)
+    agent.run(["rm", "-rf", APP_DATA])          # whatever a run before left there
     now = datetime.now(timezone.utc)
     for hours_ago in (2, 1):
         agent.run(["sh", "-c", f"mkdir -p {SESSIONS} && echo user > {SESSIONS}/h{hours_ago}"])
@@ -53,7 +53,7 @@ def drill_env(hypervisor, base_image, tmp_path_factory):
         if record.environment == "lmt-run":
             labmgr("lab", "down", record.name)
     delete_snapshot(env.name, taken.id)
-    prod.remove(hypervisor, environment)
+    agent.run(["rm", "-rf", APP_DATA])          # the shared production as the next module expects it
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,12 @@
 """``labmgr share`` on a real lab, in a real browser (Debian's chromium through selenium).
 
-A one-server production (PostgreSQL with invoices, and a small web application listing them)
-has one hour of dumps; a lab of it is restored to that hour and shared. The link opens the
-application under the banner naming the lab and its point in time; a sign-off sent from the
-browser is in ``labmgr report``; expired and wrong links, and requests for anything but the
-shared server and port, are refused; the isolation probe passes with the share open; and
-``lab down`` ends the share. With LABMGR_SCREENSHOTS=DIR the pages are saved there
+The shared one-server production (conftest's db_production: PostgreSQL with invoices, and
+here a small web application listing them, removed again at the end) has one hour of dumps; a
+lab of it is restored to that hour and shared. The link opens the application under the banner
+naming the lab and its point in time; a sign-off sent from the browser is in ``labmgr report``;
+expired and wrong links, and requests for anything but the shared server and port, are refused;
+the isolation probe passes with the share open; and ``lab down`` ends the share. With
+LABMGR_SCREENSHOTS=DIR the pages are saved there
 (docs/screenshots/share.png, share-signoff.png).
 """
 
@@ -26,7 +27,6 @@ import pytest
 import yaml
 
 from labmgr import paths
-from labmgr.demo import production as prod
 from labmgr.dumps.hourly import collect
 from labmgr.dumps.store import store_root
 from labmgr.lab import records
@@ -40,10 +40,11 @@ from labmgr.timeparse import format_point
 
 from helpers import REPO, invoicing_spec, labmgr, leftovers, psql
 
-# setting up a production, a snapshot, a lab and a restore takes ~3.5 min on an idle 2-core machine,
-# several times that when other guests share its cores
+# setting up a snapshot, a lab and a restore of the shared production takes ~2 min on an idle 2-core
+# machine, several times that when other guests share its cores
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(1800)]
 LAB = "lmh-share"
+IP = "10.71.0.11"          # conftest's db_production
 HOUR = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
@@ -71,15 +72,10 @@ while :; do cat /run/shop-web.fifo | nc -l -N 80 | /usr/local/bin/shop-page > /r
 
 
 @pytest.fixture(scope="module")
-def shared_lab(hypervisor, db_image, tmp_path_factory):
-    """A lab of a one-server production, restored to HOUR (ten invoices)."""
-    environment = prod.Production(prefix="lmh-prod", network="10.93.0.0/24", gateway="10.93.0.1", servers=[
-        prod.ProdServer("db", "db01.shop.test", "10.93.0.11", "52:54:00:93:00:11", memory=768)])
-    prod.create(hypervisor, environment, db_image)
+def shared_lab(hypervisor, db_production, tmp_path_factory):
+    """A lab of the shared one-server db production (environment lmh), restored to HOUR (ten invoices)."""
+    agent, spec_path = invoicing_spec(hypervisor, db_production, tmp_path_factory.mktemp("lmh"), name="lmh")
     try:
-        booted = hypervisor.domain(environment.domain_name(environment.servers[0])).agent(timeout=60)
-        booted.run(["sh", "-c", "until pg_isready -q; do sleep 1; done"], timeout=120)
-        agent, spec_path = invoicing_spec(hypervisor, environment, tmp_path_factory.mktemp("lmh"))
         for path, content in APP.items():
             agent.run(["sh", "-c", f"cat > {path} && chmod 755 {path}"], stdin=content.encode())
         agent.run(["systemctl", "enable", "--now", "shop-web.service"], timeout=60)
@@ -101,8 +97,10 @@ def shared_lab(hypervisor, db_image, tmp_path_factory):
             with contextlib.suppress(OSError):
                 (paths.snapshots_dir() / env.name).rmdir()
             shutil.rmtree(store_root(env), ignore_errors=True)
-    finally:
-        prod.remove(hypervisor, environment)
+    finally:        # the shared production without the application, as the next module expects it
+        agent.run(["systemctl", "disable", "--now", "shop-web.service"], timeout=60)
+        agent.run(["rm", "-f", *APP, "/run/shop-web.fifo"])
+        agent.run(["systemctl", "daemon-reload"], timeout=60)
 
 
 class Share:
@@ -112,7 +110,7 @@ class Share:
         self.process = subprocess.Popen([sys.executable, "-m", "labmgr", "share", LAB, *args], cwd=REPO,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.header = self.process.stdout.readline()
-        assert self.header.startswith("sharing db01.shop.test:80 (10.93.0.11)"), \
+        assert self.header.startswith(f"sharing db01.shop.test:80 ({IP})"), \
             self.header + self.process.stderr.read()
         self.id = self.header.split(" as share ")[1].split()[0]
         self.links = {}
@@ -200,9 +198,9 @@ def test_a_share_in_a_real_browser(shared_lab, browser, tmp_path) -> None:
         assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
         header = f"Cookie: lmshare_{share.id}={cookie['value']}\r\n"
         port = share.base.rsplit(":", 1)[1]
-        for request in (f"GET http://10.93.0.11:22/ HTTP/1.1\r\nHost: 10.93.0.11:22\r\n{header}\r\n",
+        for request in (f"GET http://{IP}:22/ HTTP/1.1\r\nHost: {IP}:22\r\n{header}\r\n",
                         f"GET http://db01.shop.test:5432/ HTTP/1.1\r\nHost: db01.shop.test:5432\r\n{header}\r\n",
-                        f"CONNECT 10.93.0.11:5432 HTTP/1.1\r\nHost: 10.93.0.11:5432\r\n{header}\r\n",
+                        f"CONNECT {IP}:5432 HTTP/1.1\r\nHost: {IP}:5432\r\n{header}\r\n",
                         f"GET / HTTP/1.1\r\nHost: db01.shop.test:5432\r\n{header}\r\n"):
             assert raw(share.base, request).split(b" ")[1] in (b"400", b"405"), request
         assert raw(share.base, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header}\r\n").split(b" ")[1] == b"200"

@@ -41,7 +41,7 @@ from .sweep import sweep
 from .workdir import PLAN, PROBES, RECIPE, SPEC, copy_examples, source
 from .workload import run_day, simulated_hours, workload_server
 
-HOURS = 24               # the simulated day; `labmgr demo --hours N` makes it shorter (the tests: 5)
+HOURS = 24               # the simulated day; `labmgr demo --hours N` makes it shorter (the tests: 3)
 BAD_HOURS_AGO = 9        # the hour whose dump misses an invoice: good hours on both sides of it
 ACCELERATION = {"qemu": "TCG, software emulation", "kvm": "KVM"}
 

@@ -54,8 +54,9 @@ class GuestAgent:
         except AgentError:
             return False
 
-    def wait_ready(self, timeout: float, poll: float = 1.0) -> float:
-        """Wait until the agent answers; returns the seconds waited."""
+    def wait_ready(self, timeout: float, poll: float = 0.25) -> float:
+        """Wait until the agent answers; returns the seconds waited. A ping is one libvirt call:
+        polling often sees a booted guest sooner (every cold boot waits here)."""
         start = time.monotonic()
 
         def answered() -> bool:

@@ -35,7 +35,7 @@ def channel_for(domain: Domain, record: LabRecord, server: str, timeout: float =
                       Path(login["key"]), known_hosts_path(record), timeout=timeout)
 
 
-def wait_ready(channel, domain: Domain, timeout: float, poll: float = 1.0) -> float:
+def wait_ready(channel, domain: Domain, timeout: float, poll: float = 0.25) -> float:
     """The guest answers: its agent, or its sshd's banner (then a login, so a bad key shows at once)."""
     if isinstance(channel, SshChannel):
         waited = channel.wait_ready(timeout, poll, is_active=domain.is_active)
