@@ -63,7 +63,7 @@ def production(hypervisor, base_image):
 def db_production(hypervisor, db_image):
     """One running production server of the db image (PostgreSQL, MariaDB), booted once per run and
     shared by the modules that need no more (test_restore, test_hunt, test_tui_real, test_remote,
-    test_evidence). Each module
+    test_evidence, test_share_lab, test_restic, test_pgbackrest). Each module
     starts with ``helpers.fresh_db_production`` (what any module before put in it removed) and names
     its own environment, so its snapshots, dumps and labs are its own."""
     environment = prod.Production(prefix="lmq-db", network="10.71.0.0/24", gateway="10.71.0.1", servers=[
