@@ -7,11 +7,15 @@ Production, built by labmgr/demo/fwproduction.py from tests/images/firmware.yaml
 - web: BIOS (SeaBIOS, GRUB in the MBR of a partitioned raw disk that is a loop
   device, ``<disk type='block'>``); a NIC on the libvirt network and one on a
   Linux bridge libvirt does not manage; shut off when captured;
-- both: addresses from ifupdown, the serial console logged to a host file.
+- db's addresses from ifupdown, web's from NetworkManager keyfiles (its NICs left out of
+  /etc/network/interfaces); both log the serial console to a host file.
 
 One story, checked from outside labmgr (virsh, the guests, sha256 of
-production's files): capture, lab up, what the guests see, every host path of
-the lab against production's, a dump restored at two hours, probes, lab down.
+production's files): capture, lab up (an instant lab, resumed from the warm
+template it makes), what the guests see (and who set their addresses), each
+NIC's model and PCI address, every host path of the lab against production's,
+a dump restored at two hours, probes, lab down. Apart: a server with a disk on the
+network is refused by capture in one line, before anything is written.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from labmgr import paths
 from labmgr.demo import fwproduction as fw
 from labmgr.dumps.hourly import collect
 from labmgr.image import build_image, load_recipe
@@ -43,7 +48,8 @@ T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 DB = fw.FwServer("db", "db01.fw.test", "uefi", memory=640, data_disk_mib=256, nics=(
     fw.FwNic("lan", "10.78.0.21", "52:54:00:78:00:21", "network"),
     fw.FwNic("mgmt", "10.80.0.21", "52:54:00:80:00:21", "direct")))
-WEB = fw.FwServer("web", "web01.fw.test", "bios", memory=384, root_kind="block", nics=(
+WEB = fw.FwServer("web", "web01.fw.test", "bios", memory=384, root_kind="block", addresses="networkmanager",
+                  nics=(
     fw.FwNic("lan", "10.78.0.22", "52:54:00:78:00:22", "network"),
     fw.FwNic("san", "10.79.0.22", "52:54:00:79:00:22", "bridge")))
 
@@ -103,11 +109,12 @@ def test_firmware_production_end_to_end(hypervisor, fwprod, tmp_path) -> None:
     assert snapshot.servers["db"].method == "backup" and snapshot.servers["web"].method == "copy"
     assert set(snapshot.servers["db"].os_files) == {"nvram"}       # libvirt chooses db's firmware
     try:
-        # booted cold: resuming this UEFI+MariaDB lab from its warm template then restoring
-        # found no MariaDB socket in the guest (reported to the instant labs' owner)
-        record = lab_up(env, spec_path, name=LAB, cold=True)
+        # an instant lab: resumed from the snapshot's warm template, which this first lab up makes
+        record = lab_up(env, spec_path, name=LAB)
+        assert record.template and record.servers["db"].points == "saved"
         try:
             _guests_keep_their_identity(hypervisor, record)
+            _nics_keep_model_and_address(hypervisor, production, record)
             _lab_paths_are_its_own(hypervisor, production, record)
             _restore_two_points(hypervisor, record)
             _probes_pass(tmp_path, spec_path)
@@ -136,9 +143,11 @@ def _guests_keep_their_identity(hypervisor, record) -> None:
     for server in (DB, WEB):
         agent = hypervisor.domain(record.servers[server.name].domain).agent(timeout=60)
         assert agent.run(["hostname"]).strip() == server.hostname
-        seen = {nic["mac"]: nic["ipv4"] for nic in agent.interfaces()}
+        interfaces = agent.interfaces()
+        seen = {nic["mac"]: nic["ipv4"] for nic in interfaces}
         for nic in server.nics:
             assert nic.ip in seen.get(nic.mac, []), (server.name, nic, seen)
+        _address_owner_is_productions(agent, server, {nic["mac"]: nic["name"] for nic in interfaces})
         firmware = "efi" if agent.exec(["test", "-d", "/sys/firmware/efi"]).ok else "bios"
         assert firmware == ("efi" if server.boot.startswith("uefi") else "bios")
         # every NIC is on one of the lab's isolated networks, whatever production attached it to
@@ -146,6 +155,32 @@ def _guests_keep_their_identity(hypervisor, record) -> None:
         networks = {n.find("source").get("network") for n in xml.iter("interface")}
         assert networks <= {net.name for net in record.networks.values()}
         assert {n.get("type") for n in xml.iter("interface")} == {"network"}
+
+
+def _address_owner_is_productions(agent, server, names: dict[str, str]) -> None:
+    """NetworkManager holds web's addresses through its keyfile connections, and leaves db's to
+    ifupdown (unmanaged), in the lab exactly as in production: asked of the guest's own nmcli."""
+    for nic in server.nics:
+        show = agent.run(["nmcli", "-t", "-f", "GENERAL.STATE,GENERAL.CONNECTION,IP4.ADDRESS", "device", "show",
+                          names[nic.mac]])
+        fields = dict(line.split(":", 1) for line in show.splitlines() if ":" in line)
+        if server.addresses == "networkmanager":
+            assert fields["GENERAL.STATE"].startswith("100 ") and fields["GENERAL.CONNECTION"] == nic.network, fields
+            assert fields["IP4.ADDRESS[1]"].split("/")[0] == nic.ip, fields
+        else:
+            assert fields["GENERAL.STATE"].startswith("10 "), fields          # unmanaged: ifupdown's
+
+
+def _nics_keep_model_and_address(hypervisor, production, record) -> None:
+    """Each lab NIC has production's model and PCI address (production's definition against the lab's)."""
+    for server in (DB, WEB):
+        nics = []
+        for name in (production.domain_name(server), record.servers[server.name].domain):
+            xml = parse(hypervisor.domain(name).xml(inactive=True))
+            nics.append({n.find("mac").get("address"): (n.find("model").get("type"),
+                                                         dict(n.find("address").attrib))
+                         for n in xml.iter("interface")})
+        assert nics[0] == nics[1] and len(nics[0]) == 2, (server.name, nics)
 
 
 def _lab_paths_are_its_own(hypervisor, production, record) -> None:
@@ -170,6 +205,8 @@ def _lab_paths_are_its_own(hypervisor, production, record) -> None:
 
 def _restore_two_points(hypervisor, record) -> None:
     agent = hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+    # resumed, MariaDB answers on its socket with the data captured (both hours' rows)
+    assert mariadb(agent, "SELECT count(*) FROM contacts") == "2"
     for hour in (2, 1):
         result = labmgr("lab", "restore", LAB, "--at", format_point(T0 + timedelta(hours=hour, minutes=30)))
         assert result.returncode == 0, result.stderr
@@ -188,3 +225,51 @@ def _probes_pass(tmp_path: Path, spec_path: Path) -> None:
     ]}))
     result = labmgr("probe", LAB, "--probes", str(probes))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+
+NETDISK_DOMAIN = "lmm-fw-netdisk"
+NETDISK_XML = f"""<domain type='qemu'>
+  <name>{NETDISK_DOMAIN}</name>
+  <memory unit='MiB'>128</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/libvirt/images/{NETDISK_DOMAIN}-root.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source protocol='rbd' name='pool/nas-data'><host name='ceph1' port='6789'/></source>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <interface type='bridge'>
+      <mac address='52:54:00:81:00:31'/>
+      <source bridge='lmm-fw-none'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>"""
+
+
+def test_a_network_disk_is_refused_at_capture_in_one_line(hypervisor, tmp_path) -> None:
+    """A production server with a disk on the network (Ceph RBD): `snapshot capture` names the server
+    and the disk in one line, exits non-zero and writes nothing. The domain is only defined: libvirt
+    reaches no Ceph until it starts."""
+    spec = tmp_path / "lmm-fwn.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "lmm-fwn", "hypervisor": "qemu:///system", "networks": [{"name": "lan", "cidr": "10.81.0.0/24"}],
+        "servers": [{"name": "nas", "hostname": "nas01.fw.test", "domain": NETDISK_DOMAIN,
+                     "nics": [{"network": "lan", "ip": "10.81.0.31", "mac": "52:54:00:81:00:31"}]}]}))
+    domain = hypervisor.define_domain(NETDISK_XML)
+    try:
+        result = labmgr("snapshot", "capture", str(spec))
+    finally:
+        domain.undefine()
+    assert result.returncode != 0
+    error = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "server nas: disk vdb is on the network (rbd://ceph1/pool/nas-data)" in error[0], result.stderr
+    assert "Traceback" not in result.stderr
+    written = paths.snapshots_dir() / "lmm-fwn"
+    assert not written.exists() or not any(written.iterdir())

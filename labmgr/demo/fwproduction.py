@@ -4,7 +4,7 @@ Unlike ``production.py`` (direct kernel boot, one qcow2, systemd-networkd), its
 servers boot from their own partitioned disks through firmware (``firmware.py``),
 keep data on a raw disk that is a libvirt storage pool volume, sit on a libvirt
 network, a Linux bridge libvirt does not manage, or macvtap on a veth link,
-take static addresses from ifupdown, and log their serial consoles to host files.
+take static addresses from ifupdown or NetworkManager, and log their serial consoles to host files.
 A BIOS server's root disk is a loop device (``<disk type='block'>``: this kernel
 has no device-mapper for LVM). Every host object is named with the prefix and
 removed by ``remove``.
@@ -62,6 +62,7 @@ class FwServer:
     memory: int = 512
     root_kind: str = "file"   # file (qcow2) or block (a loop device over a raw file)
     data_disk_mib: int = 0    # a raw volume in production's storage pool, MariaDB's data on it
+    addresses: str = "ifupdown"   # who sets the static addresses: ifupdown or networkmanager (keyfiles)
 
 
 @dataclass
@@ -206,7 +207,8 @@ def _server_xml(hypervisor: Hypervisor, production: FirmwareProduction, image: B
 
 
 def _configure(production: FirmwareProduction, server: FwServer, domain: Domain) -> None:
-    """Hostname, /etc/hosts and ifupdown's /etc/network/interfaces, as an administrator writes them."""
+    """Hostname, /etc/hosts and the static addresses (ifupdown's /etc/network/interfaces, or a
+    NetworkManager keyfile per NIC), as an administrator writes them."""
     agent = domain.agent(timeout=30)
     agent.wait_ready(production.boot_timeout)
     links = {}
@@ -215,7 +217,7 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
         if "link/ether" in fields:
             links[fields[fields.index("link/ether") + 1].lower()] = fields[1].rstrip(":").split("@")[0]
     interfaces = "auto lo\niface lo inet loopback\n"
-    for nic in server.nics:
+    for nic in server.nics if server.addresses == "ifupdown" else ():
         prefix = ipaddress.IPv4Network(production.networks[nic.network]).prefixlen
         interfaces += f"\nauto {links[nic.mac]}\niface {links[nic.mac]} inet static\n    address {nic.ip}/{prefix}\n"
     hosts = "127.0.0.1 localhost\n" + "".join(
@@ -225,6 +227,14 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
     _write(agent, "/etc/network/interfaces", interfaces)
     agent.run(["hostname", server.hostname])
     agent.run(["ifup", "-a"], timeout=60)
+    if server.addresses == "networkmanager":
+        for nic in server.nics:
+            path = f"/etc/NetworkManager/system-connections/{nic.network}.nmconnection"
+            _write(agent, path, nm_keyfile(nic, ipaddress.IPv4Network(production.networks[nic.network]).prefixlen))
+            agent.run(["chmod", "600", path])      # NetworkManager ignores a keyfile others can read
+        agent.run(["nmcli", "connection", "reload"], timeout=60)
+        for nic in server.nics:
+            agent.run(["nmcli", "connection", "up", nic.network], timeout=60)
     if server.data_disk_mib:
         agent.run(["sh", "-c", MOVE_MARIADB], timeout=180)
     deadline = time.monotonic() + 60
@@ -233,6 +243,13 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
             raise LabmgrError(f"production {server.name} did not take its addresses")
         time.sleep(0.5)
     agent.run(["sync"])
+
+
+def nm_keyfile(nic: FwNic, prefix: int) -> str:
+    """A NetworkManager connection named after the spec network, bound to the NIC by its MAC."""
+    return (f"[connection]\nid={nic.network}\ntype=ethernet\nautoconnect=true\n\n"
+            f"[ethernet]\nmac-address={nic.mac}\n\n"
+            f"[ipv4]\nmethod=manual\naddress1={nic.ip}/{prefix}\n\n[ipv6]\nmethod=disabled\n")
 
 
 def _write(agent, path: str, content: str) -> None:
