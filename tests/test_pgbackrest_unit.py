@@ -89,6 +89,21 @@ def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
         assert pitr.span_with_ranges(catalog) == (span.end, span.start)
 
 
+def test_every_hour_the_timeline_fills_can_be_restored(tmp_path: Path) -> None:
+    """The timeline restores an hour at its start; a range's first hour starts before the range does."""
+    cluster = source(directory="/srv/pgbackrest")
+    span = StanzaRange(START, START + timedelta(hours=2, minutes=10), 15, [], ("1", "2"))
+    day = START.replace(hour=0, minute=0, second=0)
+    with Catalog(tmp_path) as catalog:
+        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, span)
+        hours = pitr.range_hours(pitr.ranges(catalog)[0], day, day + timedelta(days=1))
+        assert START > hours[0]                     # the range begins inside its first hour
+        points = [pitr.hour_point(catalog, hour) for hour in hours]
+        assert points == [START, *hours[1:]]
+        for at in points:
+            assert pitr.point_in_range(catalog, "db", cluster, at).taken_at == at
+
+
 def test_a_stanza_missing_from_its_repository_is_one_line(tmp_path: Path) -> None:
     """Host only (pgbackrest and the postgres user, no VM): `dumps index` says which stanza, in one line."""
     import shutil

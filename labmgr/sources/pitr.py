@@ -86,6 +86,13 @@ def point_in_range(catalog: Catalog, server: str, source: DumpSource, at: dateti
                       state="good", collector="pgbackrest", origin=found[0].origin)
 
 
+def hour_point(catalog: Catalog, hour: datetime) -> datetime:
+    """The second the timeline restores for ``hour``: its start, or, when a range begins later in that hour
+    (the first hour of a range), the range's first second, so every cell the timeline fills can be restored."""
+    starts = [r.range.start for r in ranges(catalog) if hour < r.range.start < hour + HOUR]
+    return max(starts, default=hour)
+
+
 def _time(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, timezone.utc)
 

@@ -209,10 +209,15 @@ class CoreBackend:
         return out
 
     def restore(self, lab: str, at: datetime, reporter: Reporter) -> str:
+        from ..dumps.store import store_for
         from ..lab import records
         from ..lab.restore import lab_restore
+        from ..sources.pitr import hour_point
+        from ..spec import load_environment
         from ..timeparse import format_point
 
+        with store_for(load_environment(Path(records.load(lab).spec))) as store:
+            at = hour_point(store.catalog, at)      # the first hour of a pgBackRest range starts inside it
         lab_restore(lab, format_point(at), reporter)
         return records.load(lab).point["at"]
 
