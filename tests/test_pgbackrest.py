@@ -141,6 +141,9 @@ def restore_and_probe(spec_path, agent, at: datetime, rows: list[int], tmp_path)
     assert result.returncode == 0, result.stderr
     assert psql(agent, "SELECT string_agg(n::text, ',' ORDER BY n) FROM t") == ",".join(map(str, rows))
     assert records.load(LAB).point["at"] == format_point(at)
+    # a cluster of its own: promoted, and none of pgBackRest's recovery settings left behind
+    assert psql(agent, "SELECT pg_is_in_recovery()::text || '|' || current_setting('restore_command') || '|' "
+                       "|| current_setting('recovery_target_time')") == "false||"
     probes = tmp_path / "probes.yaml"
     probes.write_text(yaml.safe_dump({"probes": [
         {"name": "rows", "kind": "sql", "server": "db", "engine": "postgres", "database": "shop",
