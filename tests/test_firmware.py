@@ -273,3 +273,63 @@ def test_a_network_disk_is_refused_at_capture_in_one_line(hypervisor, tmp_path) 
     assert "Traceback" not in result.stderr
     written = paths.snapshots_dir() / "lmm-fwn"
     assert not written.exists() or not any(written.iterdir())
+
+
+VOLUME_POOL, VOLUME_DOMAIN = "lmm-fwv-pool", "lmm-fwv-nas"
+
+
+def test_a_shut_off_volume_disk_is_read_through_its_pool(hypervisor, tmp_path) -> None:
+    """A shut-off server whose disk is a raw volume of a storage pool (virt-manager's default): capture asks
+    libvirt for the volume's path and reads it. The copy holds the volume's bytes; the volume and the
+    definition are unchanged. The domain is only defined, so this costs no boot."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    virsh("pool-create-as", VOLUME_POOL, "dir", "--target", str(pool))
+    domain = None
+    try:
+        virsh("vol-create-as", VOLUME_POOL, "data.raw", "8M", "--format", "raw")
+        volume = pool / "data.raw"
+        with volume.open("r+b") as raw:             # bytes of its own, away from the start
+            raw.seek(3 << 20)
+            raw.write(bytes(range(256)) * 4096)
+        domain = hypervisor.define_domain(VOLUME_XML)
+        definition, before = virsh("dumpxml", "--inactive", VOLUME_DOMAIN), sha256(volume)
+        spec = tmp_path / "lmm-fwv.yaml"
+        spec.write_text(yaml.safe_dump({
+            "name": "lmm-fwv", "hypervisor": "qemu:///system", "networks": [{"name": "lan", "cidr": "10.81.0.0/24"}],
+            "servers": [{"name": "nas", "hostname": "nas01.fw.test", "domain": VOLUME_DOMAIN,
+                         "nics": [{"network": "lan", "ip": "10.81.0.32", "mac": "52:54:00:81:00:32"}]}]}))
+        result = labmgr("snapshot", "capture", str(spec))
+        assert result.returncode == 0, result.stderr
+        copies = list((paths.snapshots_dir() / "lmm-fwv").glob("*/nas/*.qcow2"))
+        assert len(copies) == 1, copies
+        same = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(volume), str(copies[0])],
+                              capture_output=True, text=True)
+        assert same.returncode == 0, same.stdout + same.stderr
+        assert (virsh("dumpxml", "--inactive", VOLUME_DOMAIN), sha256(volume)) == (definition, before)
+    finally:
+        if domain is not None:
+            domain.undefine()
+        for snapshot in (paths.snapshots_dir() / "lmm-fwv").glob("2*"):
+            delete_snapshot("lmm-fwv", snapshot.name)
+        virsh("pool-destroy", VOLUME_POOL)
+    assert not list((paths.snapshots_dir() / "lmm-fwv").glob("2*"))
+
+
+VOLUME_XML = f"""<domain type='qemu'>
+  <name>{VOLUME_DOMAIN}</name>
+  <memory unit='MiB'>128</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source pool='{VOLUME_POOL}' volume='data.raw'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='bridge'>
+      <mac address='52:54:00:81:00:32'/>
+      <source bridge='lmm-fw-none'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>"""
