@@ -72,7 +72,16 @@ def fprod(hypervisor, base_image, tmp_path_factory):
 
 
 # snapshot capture ------------------------------------------------------------------------
-def test_capture_killed_at_every_stage_leaves_production_thawed(hypervisor, fprod, log) -> None:
+@pytest.fixture
+def own_snapshots(fprod):
+    """The captures a test makes are removed after it, passed or failed: labs (and 'lab up' in any later
+    test) keep using the module's first snapshot, whatever order the tests run in."""
+    yield
+    for snapshot in list_snapshots(ENV)[1:]:
+        delete_snapshot(ENV, snapshot.id)
+
+
+def test_capture_killed_at_every_stage_leaves_production_thawed(hypervisor, fprod, own_snapshots, log) -> None:
     normal = labmgr("snapshot", "capture", str(fprod["spec"]))
     assert normal.returncode == 0, normal.stderr
     stages = stages_of(normal)
@@ -93,7 +102,7 @@ def test_capture_killed_at_every_stage_leaves_production_thawed(hypervisor, fpro
             "chain, no partial snapshot, journal empty", "pass", time.monotonic() - started)
 
 
-def test_capture_killed_frozen_without_its_watchdog_is_thawed_by_the_next_command(fprod, log) -> None:
+def test_capture_killed_frozen_without_its_watchdog_is_thawed_by_the_next_command(fprod, own_snapshots, log) -> None:
     stage = next(s for s in stages_of(labmgr("snapshot", "capture", str(fprod["spec"]))) if "frozen" in s)
     started = time.monotonic()
     result = labmgr("snapshot", "capture", str(fprod["spec"]),
@@ -105,8 +114,6 @@ def test_capture_killed_frozen_without_its_watchdog_is_thawed_by_the_next_comman
     production_intact(fprod)
     log("SIGKILL, no watchdog", f"snapshot capture, at '{stage}'", "frozen after the kill; thawed by "
         "'snapshot list' (guest agent)", "pass", time.monotonic() - started)
-    for snapshot in list_snapshots(ENV)[1:]:        # the captures of these tests; labs use the first
-        delete_snapshot(ENV, snapshot.id)
 
 
 # dumps collect ---------------------------------------------------------------------------
@@ -212,10 +219,11 @@ SERVER_STAGES = ["db revert", "db media", "db restore"]
 def test_restore_killed_at_every_stage_is_at_its_old_point_and_says_so(hypervisor, fprod, restore_lab, log) -> None:
     # the restore step is named after its point: 'restore 20' is it, whatever the point
     stages = [("restore 20" if s.startswith("restore 20") else s) for s in restore_lab["restore_stages"]]
+    old = 1 if said_point() == format_point(HOURS[1]) else 2       # where the tests before left the lab
     for stage in stages + SERVER_STAGES:
         started = time.monotonic()
-        killed_at(stage, "lab", "restore", RESTORE_LAB, "--at", HOURS[2].isoformat())
-        settled_at(hypervisor, 1)               # 'lab show' (the next command) put it back
+        killed_at(stage, "lab", "restore", RESTORE_LAB, "--at", HOURS[3 - old].isoformat())
+        settled_at(hypervisor, old)             # 'lab show' (the next command) put it back
         nothing_left(hypervisor, fprod, [])
         production_intact(fprod)
         log("SIGKILL", f"lab restore, at '{stage}'", "next command: the lab says its old point and its "
