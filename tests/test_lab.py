@@ -213,6 +213,14 @@ def ssh_key(hypervisor, labs, tmp_path_factory):
     return key
 
 
+@pytest.fixture(scope="module")
+def doors(labs):
+    """Each lab's door, opened as a first login opens it, for the tests that look at it in any order."""
+    from labmgr.access.login import door
+
+    return {name: door(name) for name in LABS}
+
+
 def ssh_options(key) -> list[str]:
     return ["-i", str(key), "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "-l", "root"]
 
@@ -236,7 +244,7 @@ def test_ssh_by_production_ip_and_hostname_lands_in_its_own_lab(labs, ssh_key) -
     assert exit_code.returncode == 3 and exit_code.stderr == ""
 
 
-def test_the_door_reaches_the_lab_and_nothing_else(labs, gateway_sentinel) -> None:
+def test_the_door_reaches_the_lab_and_nothing_else(labs, doors, gateway_sentinel) -> None:
     from labmgr.access.door import namespace_name
 
     for name in LABS:
@@ -320,7 +328,7 @@ def test_login_bad_input_is_one_line_each(labs, ssh_key, tmp_path) -> None:
     assert "'mail01' is not a server" in console
 
 
-def test_lab_show_says_how_to_get_in(labs) -> None:
+def test_lab_show_says_how_to_get_in(labs, doors) -> None:
     shown = labmgr("lab", "show", "lmt-a")
     assert shown.returncode == 0, shown.stderr
     assert "door: open (10.77.0.254/24 in lan); labmgr ssh lmt-a SERVER" in shown.stdout
