@@ -71,6 +71,8 @@ def _uefi_lab(hypervisor, base_image, tmp_path_factory, environment):
         taken = capture(env)
         record = lab_up(env, path, name=LAB, snapshot_id=taken.id, cold=True)
         yield env, record
+        lab_down(LAB)           # 'lab down' leaves nothing: checked here, after every test whatever their order
+        assert leftovers(hypervisor, LAB) == []
     finally:
         if records.lab_dir(LAB).exists() or leftovers(hypervisor, LAB):
             lab_down(LAB, hypervisor_uri="qemu:///system")
@@ -121,8 +123,3 @@ def test_switching_hours_and_a_failed_restore_on_uefi(uefi_lab, hypervisor):
     lab_restore(LAB, format_point(T0 + timedelta(hours=1)))
     assert notes(hypervisor, record) == "hour-1"
     assert inside(hypervisor, record).exec(["test", "-e", "/root/since"]).exit_code != 0
-
-
-def test_lab_down_leaves_nothing(uefi_lab, hypervisor):
-    lab_down(LAB)
-    assert leftovers(hypervisor, LAB) == []
