@@ -74,6 +74,31 @@ def fresh_db_production(hypervisor, environment, name: str):
     return agent, spec
 
 
+@contextmanager
+def lab_of_spec(spec: dict, directory: Path, lab: str):
+    """``spec`` written to ``directory`` as ``<name>.yaml``, a snapshot of its production and a lab ``lab``
+    of it, all removed afterwards. Yields (spec path, lab record)."""
+    import yaml
+
+    from labmgr.lab.teardown import lab_down
+    from labmgr.lab.up import lab_up
+    from labmgr.snapshot import capture, delete_snapshot
+    from labmgr.spec import load_environment
+
+    path = directory / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = load_environment(path)
+    taken = capture(env)
+    try:
+        record = lab_up(env, path, name=lab)
+        try:
+            yield path, record
+        finally:
+            lab_down(lab, hypervisor_uri="qemu:///system")
+    finally:
+        delete_snapshot(env.name, taken.id)
+
+
 def invoicing_spec(hypervisor, environment, directory: Path, name: str | None = None):
     """Production's db (its first server) gets a 'shop' database with an invoices table; the spec,
     written to ``directory``, collects it through the agent into a store there. (agent, spec path).

@@ -229,12 +229,24 @@ def _probes_pass(tmp_path: Path, spec_path: Path) -> None:
 
 
 NETDISK_DOMAIN = "lmm-fw-netdisk"
-NETDISK_XML = f"""<domain type='qemu'>
-  <name>{NETDISK_DOMAIN}</name>
+def defined_only(name: str, disks: str, mac: str) -> str:
+    """A domain these tests only define, never start (its bridge does not exist): no boot, seconds."""
+    return f"""<domain type='qemu'>
+  <name>{name}</name>
   <memory unit='MiB'>128</memory>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>
-    <disk type='file' device='disk'>
+{disks}
+    <interface type='bridge'>
+      <mac address='{mac}'/>
+      <source bridge='lmm-fw-none'/>
+      <model type='virtio'/>
+    </interface>
+  </devices>
+</domain>"""
+
+
+NETDISK_XML = defined_only(NETDISK_DOMAIN, f"""    <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
       <source file='/var/lib/libvirt/images/{NETDISK_DOMAIN}-root.qcow2'/>
       <target dev='vda' bus='virtio'/>
@@ -243,14 +255,7 @@ NETDISK_XML = f"""<domain type='qemu'>
       <driver name='qemu' type='raw'/>
       <source protocol='rbd' name='pool/nas-data'><host name='ceph1' port='6789'/></source>
       <target dev='vdb' bus='virtio'/>
-    </disk>
-    <interface type='bridge'>
-      <mac address='52:54:00:81:00:31'/>
-      <source bridge='lmm-fw-none'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>"""
+    </disk>""", "52:54:00:81:00:31")
 
 
 def test_a_network_disk_is_refused_at_capture_in_one_line(hypervisor, tmp_path) -> None:
@@ -316,20 +321,8 @@ def test_a_shut_off_volume_disk_is_read_through_its_pool(hypervisor, tmp_path) -
     assert not list((paths.snapshots_dir() / "lmm-fwv").glob("2*"))
 
 
-VOLUME_XML = f"""<domain type='qemu'>
-  <name>{VOLUME_DOMAIN}</name>
-  <memory unit='MiB'>128</memory>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <disk type='volume' device='disk'>
+VOLUME_XML = defined_only(VOLUME_DOMAIN, f"""    <disk type='volume' device='disk'>
       <driver name='qemu' type='raw'/>
       <source pool='{VOLUME_POOL}' volume='data.raw'/>
       <target dev='vda' bus='virtio'/>
-    </disk>
-    <interface type='bridge'>
-      <mac address='52:54:00:81:00:32'/>
-      <source bridge='lmm-fw-none'/>
-      <model type='virtio'/>
-    </interface>
-  </devices>
-</domain>"""
+    </disk>""", "52:54:00:81:00:32")

@@ -22,15 +22,11 @@ import pytest
 import yaml
 
 from labmgr.lab import records
-from labmgr.lab.teardown import lab_down
-from labmgr.lab.up import lab_up
-from labmgr.snapshot import capture, delete_snapshot
-from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
 from backups import bucket_fingerprint, directory_fingerprint
 from dbservers import as_user, owned_tmpdir, require_packages, run, running_postgres
-from helpers import fresh_db_production, labmgr, one_line_error, psql
+from helpers import fresh_db_production, lab_of_spec, labmgr, one_line_error, psql
 from s3server import READ_ONLY
 
 pytestmark = pytest.mark.libvirt
@@ -117,18 +113,8 @@ def lab(hypervisor, db_production, archived, tmp_path_factory):
     spec["servers"][0]["dumps"] = [{"name": "cluster", "kind": "postgres",
                                     "pgbackrest": {"stanza": STANZA, "directory": str(repo)}}]
     spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-    path = tmp_path_factory.mktemp("spec") / "lmg-pitr.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    env = load_environment(path)
-    taken = capture(env)
-    try:
-        record = lab_up(env, path, name=LAB)
-        try:
-            yield path, spec, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
-        finally:
-            lab_down(LAB, hypervisor_uri="qemu:///system")
-    finally:
-        delete_snapshot(env.name, taken.id)
+    with lab_of_spec(spec, tmp_path_factory.mktemp("spec"), LAB) as (path, record):
+        yield path, spec, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
 
 
 def second_after(commit: float) -> datetime:

@@ -11,14 +11,10 @@ import pytest
 import yaml
 
 from labmgr.lab import records
-from labmgr.lab.teardown import lab_down
-from labmgr.lab.up import lab_up
-from labmgr.snapshot import capture, delete_snapshot
-from labmgr.spec import load_environment
 from labmgr.timeparse import format_point
 
 from backups import directory_fingerprint
-from helpers import APP_DATA, fresh_db_production, labmgr, one_line_error
+from helpers import APP_DATA, fresh_db_production, lab_of_spec, labmgr, one_line_error
 from resticrepo import ResticRepo, file_sums, password_file
 
 pytestmark = pytest.mark.libvirt
@@ -66,18 +62,8 @@ def lab(hypervisor, db_production, tmp_path_factory, team):
         "directory": team["repo"].repository,
         "restic": {"password_file": str(team["repo"].password_file), "path": str(team["folder"])}}}]
     spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
-    path = tmp_path_factory.mktemp("spec") / f"{ENV}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    env = load_environment(path)
-    taken = capture(env)
-    try:
-        record = lab_up(env, path, name=LAB)
-        try:
-            yield path, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
-        finally:
-            lab_down(LAB, hypervisor_uri="qemu:///system")
-    finally:
-        delete_snapshot(env.name, taken.id)
+    with lab_of_spec(spec, tmp_path_factory.mktemp("spec"), LAB) as (path, record):
+        yield path, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
 
 
 def at(hour: int) -> str:
