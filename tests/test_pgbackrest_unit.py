@@ -73,7 +73,7 @@ def test_a_point_inside_the_range_is_planned_and_one_outside_refused(tmp_path: P
         assert [r.range.end for r in pitr.ranges(catalog)] == [START + timedelta(hours=3)]
 
 
-def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
+def test_the_timeline_shows_every_hour_of_a_range_and_each_restores(tmp_path: Path) -> None:
     cluster = source(directory="/srv/pgbackrest")
     span = StanzaRange(START, START + timedelta(hours=2, minutes=10), 15, [], ("1", "2"))
     day = START.replace(hour=0, minute=0, second=0)
@@ -87,19 +87,9 @@ def test_the_timeline_shows_every_hour_of_a_range(tmp_path: Path) -> None:
         assert pitr.complete_hours(catalog, [("db", "cluster"), ("db", "files")], day,
                                    day + timedelta(days=1)) == []          # files has no dump in those hours
         assert pitr.span_with_ranges(catalog) == (span.end, span.start)
-
-
-def test_every_hour_the_timeline_fills_can_be_restored(tmp_path: Path) -> None:
-    """The timeline restores an hour at its start; a range's first hour starts before the range does."""
-    cluster = source(directory="/srv/pgbackrest")
-    span = StanzaRange(START, START + timedelta(hours=2, minutes=10), 15, [], ("1", "2"))
-    day = START.replace(hour=0, minute=0, second=0)
-    with Catalog(tmp_path) as catalog:
-        pitr.record_range(catalog, "db", "cluster", cluster.pgbackrest.describe, span)
-        hours = pitr.range_hours(pitr.ranges(catalog)[0], day, day + timedelta(days=1))
-        assert START > hours[0]                     # the range begins inside its first hour
+        # Enter on an hour restores its first second; the range begins inside its first hour: its own first
         points = [pitr.hour_point(catalog, hour) for hour in hours]
-        assert points == [START, *hours[1:]]
+        assert START > hours[0] and points == [START, *hours[1:]]
         for at in points:
             assert pitr.point_in_range(catalog, "db", cluster, at).taken_at == at
 
