@@ -218,8 +218,8 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
             links[fields[fields.index("link/ether") + 1].lower()] = fields[1].rstrip(":").split("@")[0]
     interfaces = "auto lo\niface lo inet loopback\n"
     for nic in server.nics if server.addresses == "ifupdown" else ():
-        prefix = ipaddress.IPv4Network(production.networks[nic.network]).prefixlen
-        interfaces += f"\nauto {links[nic.mac]}\niface {links[nic.mac]} inet static\n    address {nic.ip}/{prefix}\n"
+        interfaces += (f"\nauto {links[nic.mac]}\niface {links[nic.mac]} inet static\n"
+                       f"    address {nic.ip}/{_prefix(production, nic)}\n")
     hosts = "127.0.0.1 localhost\n" + "".join(
         f"{s.nics[0].ip} {s.hostname} {s.hostname.split('.')[0]}\n" for s in production.servers)
     _write(agent, "/etc/hostname", server.hostname + "\n")
@@ -230,7 +230,7 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
     if server.addresses == "networkmanager":
         for nic in server.nics:
             path = f"/etc/NetworkManager/system-connections/{nic.network}.nmconnection"
-            _write(agent, path, nm_keyfile(nic, ipaddress.IPv4Network(production.networks[nic.network]).prefixlen))
+            _write(agent, path, nm_keyfile(nic, _prefix(production, nic)))
             agent.run(["chmod", "600", path])      # NetworkManager ignores a keyfile others can read
         agent.run(["nmcli", "connection", "reload"], timeout=60)
         for nic in server.nics:
@@ -243,6 +243,10 @@ def _configure(production: FirmwareProduction, server: FwServer, domain: Domain)
             raise LabmgrError(f"production {server.name} did not take its addresses")
         time.sleep(0.5)
     agent.run(["sync"])
+
+
+def _prefix(production: FirmwareProduction, nic: FwNic) -> int:
+    return ipaddress.IPv4Network(production.networks[nic.network]).prefixlen
 
 
 def nm_keyfile(nic: FwNic, prefix: int) -> str:
