@@ -128,7 +128,13 @@ NEEDS_LIBVIRT = {"hypervisor", "base_image", "db_image", "production", "db_produ
                  "postgres_server", "mariadb_server", "sshd_server"}
 
 
+# Under xdist (pyproject: `-n auto --dist loadgroup`) the libvirt tests all run on one
+# worker, in file order, sharing the session's productions; every other module stays
+# whole on a worker of its own, so its module fixtures are made once.
+@pytest.hookimpl(tryfirst=True)     # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         if NEEDS_LIBVIRT & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.libvirt)
+        group = "libvirt" if item.get_closest_marker("libvirt") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

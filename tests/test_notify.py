@@ -38,6 +38,13 @@ def no_proxy(monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1")
 
 
+@pytest.fixture(autouse=True)
+def short_backoff(monkeypatch):
+    """Retries still happen, counted below; only the pause between them is shorter."""
+    from labmgr.notify import _http
+    monkeypatch.setattr(_http, "BACKOFF", 0.02)
+
+
 @pytest.fixture
 def http():
     with recording_http_server() as server:

@@ -21,6 +21,7 @@ from .. import __version__
 
 TIMEOUT = 10.0  # seconds per attempt
 RETRIES = 2     # retries after the first attempt
+BACKOFF = 0.5   # seconds before the first retry, doubling after
 USER_AGENT = f"labmgr/{__version__}"
 
 
@@ -91,7 +92,7 @@ def deliver(method: str, url: str, body: bytes | None = None, *,
         return f"{shown}: {error}"
     retrying = Retrying(
         stop=stop_after_attempt(retries + 1),
-        wait=wait_exponential(multiplier=0.5, max=wait_max),
+        wait=wait_exponential(multiplier=BACKOFF, max=wait_max),
         retry=retry_if_exception(lambda e: isinstance(e, _Transient)),
         reraise=True,
     )
