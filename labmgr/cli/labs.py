@@ -161,6 +161,10 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
 
     for what in collect_templates():
         click.echo(f"removed {what}")
+    from ..sources.pgscratch import sweep
+
+    for folder in sweep():
+        click.echo(f"removed {folder} (a killed pgBackRest restore's)")
     for r in removed:
         door = ", its door" if r.door else ""
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks{door})")
