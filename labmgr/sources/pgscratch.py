@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import locks
+from ..dumps.errors import DumpError
 from ..errors import BusyError
 from .pgbackrest import PG_LIB, as_postgres
 
@@ -46,6 +47,11 @@ def held_scratch(root: Path = ROOT) -> Iterator[Path]:
     with locks.hold(lock, f"pgBackRest scratch {folder}", timeout=5):
         try:
             folder.mkdir(mode=0o700)
+        except FileExistsError:         # not ours (the name's lock was): left as it is
+            lock.unlink(missing_ok=True)
+            raise DumpError(f"{folder} exists and labmgr did not make it",
+                            hint="see whose it is and remove it, then restore again") from None
+        try:
             if os.geteuid() == 0:
                 shutil.chown(folder, "postgres", "postgres")
             yield folder
@@ -58,8 +64,11 @@ def sweep(root: Path = ROOT) -> list[Path]:
     """Remove every scratch folder under ``root`` whose lock is free (and lock files left alone); the removed."""
     removed = []
     for folder in sorted(root.glob(f"{PREFIX}*")):
-        if folder.name.endswith(".lock") or not folder.is_dir() or folder.is_symlink() \
-                or folder.lstat().st_uid not in _owners():          # not a folder labmgr made
+        try:
+            if folder.name.endswith(".lock") or not folder.is_dir() or folder.is_symlink() \
+                    or folder.lstat().st_uid not in _owners():          # not a folder labmgr made
+                continue
+        except FileNotFoundError:
             continue
         lock = lock_of(folder)
         if locks.held_here(lock):            # another thread of this process restores there
@@ -107,8 +116,11 @@ def stop_postgres(data: Path, timeout: float = 60) -> None:
     except OSError:
         pg_ctl = None
     if pg_ctl is not None and pg_ctl.exists():
-        subprocess.run([str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "-t", str(int(timeout)), "stop"],
-                       capture_output=True, cwd=data.parent, timeout=timeout + 10, **as_postgres())
+        try:
+            subprocess.run([str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "-t", str(int(timeout)), "stop"],
+                           capture_output=True, cwd=data.parent, timeout=timeout + 10, **as_postgres())
+        except subprocess.TimeoutExpired:
+            pass            # its folder goes all the same
         return
     os.kill(pid, signal.SIGQUIT)             # what pg_ctl -m immediate sends
     deadline = time.monotonic() + timeout
