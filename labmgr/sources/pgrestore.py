@@ -99,8 +99,9 @@ def start_server(bindir: Path, data: Path, settings: dict, log: Path, env: dict[
     argv = ["setpriv", f"--pdeathsig={PARENT_DEATH_SIGNAL}", str(bindir / "postgres"), "-D", str(data),
             *(option for key, value in settings.items() for option in ("-c", f"{key}={value}"))]
     with log.open("ab") as output:
+        # a session of its own, as pg_ctl gives it: a Ctrl-C reaches labmgr, which stops it cleanly
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                cwd=data.parent, **as_postgres())
+                                cwd=data.parent, start_new_session=True, **as_postgres())
 
 
 def accepting(data: Path) -> bool:
