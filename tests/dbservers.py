@@ -88,6 +88,26 @@ def owned_tmpdir(prefix: str, owner: str | None = None) -> Path:
     return path
 
 
+def processes_under(folder: str) -> list[int]:
+    """Live processes whose command line names a path starting with ``folder`` (a postmaster's ``-D``) or whose
+    working directory does (its children's: they live in the data directory), read in /proc."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            named = folder in (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        try:
+            named = named or os.readlink(proc / "cwd").startswith(folder)
+        except OSError:
+            pass            # a zombie, or gone meanwhile
+        if named:
+            found.append(int(proc.name))
+    return found
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 20) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)

@@ -1,6 +1,7 @@
 """Render the measured sections of docs/reliability.md from what the suite itself wrote.
 
     python tests/render_reliability.py            # after tests/test_faults.py, tests/test_fuzz.py, bench/soak.py
+                                                  # (tests/test_pgbackrest.py adds a fault row too)
 
 Reads ``$LABMGR_STATE_DIR/reliability/{faults.jsonl,fuzz.json,soak.json}`` and replaces the text
 between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` in docs/reliability.md; the rest of the
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from labmgr import paths  # noqa: E402
 
 DOC = Path(__file__).parent.parent / "docs" / "reliability.md"
+FAULT_TESTS = "tests/test_faults.py and tests/test_pgbackrest.py"      # the modules that write faults.jsonl
 
 
 def faults_table(rows: list[dict]) -> str:
@@ -77,7 +79,7 @@ def main() -> int:
                 newest.pop((row["fault"], row["injected"]), None)
                 newest[(row["fault"], row["injected"])] = row
         rows = list(newest.values())
-        doc = replace(doc, "faults", f"Measured {stamp} by tests/test_faults.py.\n\n" + faults_table(rows))
+        doc = replace(doc, "faults", f"Measured {stamp} by {FAULT_TESTS}.\n\n" + faults_table(rows))
     if (folder / "fuzz.json").exists():
         doc = replace(doc, "fuzz", fuzz_text(json.loads((folder / "fuzz.json").read_text())))
     if (folder / "soak.json").exists():

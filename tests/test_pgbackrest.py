@@ -7,25 +7,29 @@ stanza's restorable range; ``lab restore --at T`` (T a second between the two ba
 then one after the incremental) restores on the host, replays to T and puts the data
 directory in the lab guest from a hot-plugged disk: the guest holds exactly the rows
 committed up to T (the next one, committed 1-2 s after T, is absent) and probes pass.
-Nothing is written to either repository.
+Nothing is written to either repository. A restore SIGKILLed while the host's PostgreSQL
+replays leaves no server running and the lab at its old point; the next restore removes
+the scratch folder it left (a copy of the customer's cluster).
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import signal
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import yaml
 
 from labmgr.lab import records
+from labmgr.sources import pgscratch
 from labmgr.timeparse import format_point
 
 from backups import bucket_fingerprint, directory_fingerprint
-from dbservers import as_user, owned_tmpdir, require_packages, run, running_postgres
+from dbservers import as_user, owned_tmpdir, processes_under, require_packages, run, running_postgres
+from faults_checks import log  # noqa: F401  (the fault table's rows)
 from helpers import fresh_db_production, lab_of_spec, labmgr, one_line_error, psql
 from s3server import READ_ONLY
 
@@ -33,6 +37,7 @@ pytestmark = pytest.mark.libvirt
 LAB = "lmg-pitr"
 STANZA = "shop"
 BUCKET = "lmg-pitr"
+SCRATCH = pgscratch.ROOT / pgscratch.PREFIX         # the host's restore folders: /var/tmp/labmgr-pgbackrest-*
 
 
 def pgbackrest(conf, *args: str) -> None:
@@ -115,6 +120,7 @@ def lab(hypervisor, db_production, archived, tmp_path_factory):
     spec["dumps"] = {"store": str(tmp_path_factory.mktemp("store"))}
     with lab_of_spec(spec, tmp_path_factory.mktemp("spec"), LAB) as (path, record):
         yield path, spec, hypervisor.domain(record.servers["db"].domain).agent(timeout=60)
+    pgscratch.sweep()        # a killed restore's folder (and server), if a test failed before the next restore
 
 
 def second_after(commit: float) -> datetime:
@@ -138,7 +144,31 @@ def restore_and_probe(spec_path, agent, at: datetime, rows: list[int], tmp_path)
     assert probed.returncode == 0, probed.stdout + probed.stderr
 
 
-def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archived, tmp_path) -> None:
+def said_point() -> str:
+    """The point ``lab show`` says (the next command after a killed restore puts the lab back first)."""
+    shown = labmgr("lab", "show", LAB)
+    assert shown.returncode == 0, shown.stderr
+    return next(line.split()[3] for line in shown.stdout.splitlines() if "point in time:" in line)
+
+
+def killed_while_replaying(agent, at: datetime, old: datetime, rows: list[int]) -> float:
+    """``lab restore`` SIGKILLed while the host's PostgreSQL replays: no server outlives labmgr (read in /proc),
+    the lab says its old point and holds its rows; the scratch folder is left for the next restore's sweep."""
+    started = time.monotonic()
+    killed = labmgr("lab", "restore", LAB, "--at", format_point(at),
+                    env={"LABMGR_FAULT_KILL_AT": "pgBackRest replay"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p for p in SCRATCH.parent.glob(f"{SCRATCH.name}*") if p.is_dir()], "killed before its scratch folder"
+    deadline = time.monotonic() + 15
+    while processes_under(str(SCRATCH)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_under(str(SCRATCH)) == [], "a replaying PostgreSQL outlived the labmgr that started it"
+    assert said_point() == format_point(old)
+    assert psql(agent, "SELECT string_agg(n::text, ',' ORDER BY n) FROM t") == ",".join(map(str, rows))
+    return time.monotonic() - started
+
+
+def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archived, tmp_path, log) -> None:
     spec_path, spec, agent = lab
     repo, commits, s3, admin = archived
     before = directory_fingerprint(repo), bucket_fingerprint(admin, BUCKET)
@@ -158,8 +188,9 @@ def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archiv
     outside = labmgr("lab", "restore", LAB, "--at", "2020-01-01T00:00:00Z")
     assert "outside cluster's restorable range" in one_line_error(outside)
     assert records.load(LAB).point["at"] == format_point(first)
+    killed_seconds = killed_while_replaying(agent, second_after(commits[4]), first, [1, 2])
 
-    # the same stanza in the S3 repository, after the incremental backup
+    # the same stanza in the S3 repository, after the incremental backup (the sweep of the killed one's folder)
     spec["servers"][0]["dumps"][0]["pgbackrest"] = {"stanza": STANZA, "s3": s3}
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     indexed = labmgr("dumps", "index", str(spec_path))
@@ -169,4 +200,7 @@ def test_a_lab_restored_to_the_second_from_posix_and_s3_repositories(lab, archiv
 
     assert (directory_fingerprint(repo), bucket_fingerprint(admin, BUCKET)) == before
     assert not list(records.load(LAB).directory.glob("media/*.qcow2"))        # scratch and disks cleaned up
-    assert not list(Path("/var/tmp").glob("labmgr-pgbackrest-*"))
+    assert not list(SCRATCH.parent.glob(f"{SCRATCH.name}*"))       # the killed restore's folder and lock too
+    log("SIGKILL", "lab restore from pgBackRest, while the host's PostgreSQL replays", "no postgres under "
+        "/var/tmp/labmgr-pgbackrest-* (/proc); the lab says its old point and its guest has its rows; the next "
+        "restore removes the scratch folder", "pass", killed_seconds)

@@ -1,22 +1,33 @@
 """pgBackRest sources without a VM: the spec's shape, the command line a repository gets (never its keys),
 WAL segment arithmetic, the restorable range in the catalog, a point planned in it or refused, the timeline's
-hours; and (host only: pgbackrest, the postgres user) a missing stanza as one line."""
+hours; and (host only: pgbackrest, the postgres user) a missing stanza as one line, the replaying server
+dying with the labmgr that started it, the sweep of scratch folders whose lock is free."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from dbservers import as_user, owned_tmpdir, processes_under, run
+
 from labmgr.dumps.catalog import Catalog
 from labmgr.dumps.errors import DumpError
-from labmgr.sources import pitr
+from labmgr.sources import pgscratch, pitr
 from labmgr.sources.pgbackrest import Repository, StanzaRange, previous_segment
 from labmgr.spec.model import DumpSource
 from labmgr.spec.pgbackrest import PgBackRestSource
 
+REPO = Path(__file__).parent.parent
 START = datetime(2026, 11, 21, 8, 0, 5, tzinfo=timezone.utc)
 
 
@@ -96,10 +107,7 @@ def test_the_timeline_shows_every_hour_of_a_range_and_each_restores(tmp_path: Pa
 
 def test_a_stanza_missing_from_its_repository_is_one_line(tmp_path: Path) -> None:
     """Host only (pgbackrest and the postgres user, no VM): `dumps index` says which stanza, in one line."""
-    import shutil
-
     import yaml
-    from dbservers import owned_tmpdir
     from helpers import labmgr, one_line_error
 
     repo = owned_tmpdir("lmg-repo-", owner="postgres")
@@ -116,3 +124,102 @@ def test_a_stanza_missing_from_its_repository_is_one_line(tmp_path: Path) -> Non
         assert f"pgbackrest:nope@{repo}: stanza 'nope' is not usable in the repository" in line
     finally:
         shutil.rmtree(repo, ignore_errors=True)
+
+
+# the host's scratch: a killed restore leaves no server and, once swept, no folder -------------------------
+def initdb(folder: Path) -> tuple[Path, Path]:
+    """A small cluster in ``folder``/data, as the host's postgres user; (its data directory, the bindir)."""
+    bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[4]))[-1].parent
+    shutil.chown(folder, "postgres", "postgres")
+    run(*as_user("postgres", str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "postgres",
+                 "--auth-local=peer", "-E", "UTF8", "--locale=C.UTF-8"))
+    return folder / "data", bindir
+
+
+def child(script: str, *args: str, **popen) -> subprocess.Popen:
+    """A Python process of its own running ``script`` with labmgr importable (a labmgr to kill)."""
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *args], text=True, cwd=REPO,
+                            stdout=subprocess.PIPE, **popen)
+
+
+def gone(folder: Path, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while processes_under(str(folder)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return processes_under(str(folder)) == []
+
+
+@pytest.fixture
+def scratch_root():
+    """A folder standing for /var/tmp (postgres reaches into it); whatever a test left running in it is stopped."""
+    root = owned_tmpdir("lmg-scratch-")
+    root.chmod(0o755)
+    yield root
+    for pidfile in root.glob("*/data/postmaster.pid"):
+        pgscratch.stop_postgres(pidfile.parent)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_replaying_server_dies_with_the_labmgr_that_started_it(scratch_root: Path) -> None:
+    work = scratch_root / "work"
+    work.mkdir()
+    data, bindir = initdb(work)
+    killed = child("""
+        import os, signal, sys, time
+        from pathlib import Path
+        from labmgr.sources.pgrestore import accepting, start_server
+        data, bindir = Path(sys.argv[1]), Path(sys.argv[2])
+        server = start_server(bindir, data, {"listen_addresses": "", "unix_socket_directories": data.parent},
+                              data.parent / "postgres.log", dict(os.environ))
+        while not accepting(data):
+            assert server.poll() is None, (data.parent / "postgres.log").read_text()
+            time.sleep(0.1)
+        print(server.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, str(data), str(bindir))
+    postmaster = int(killed.communicate(timeout=60)[0])
+    assert killed.returncode == -signal.SIGKILL
+    assert gone(work), f"postmaster {postmaster} outlived its parent"
+
+
+def test_the_sweep_removes_folders_whose_lock_is_free_and_keeps_a_held_one(scratch_root: Path) -> None:
+    # a restore going on: another process holds its folder
+    holder = child("""
+        import sys
+        from pathlib import Path
+        from labmgr.sources.pgscratch import held_scratch
+        with held_scratch(Path(sys.argv[1])) as folder:
+            print(folder, flush=True)
+            sys.stdin.read()
+    """, str(scratch_root), stdin=subprocess.PIPE)
+    held = Path(holder.stdout.readline().strip())
+    # a restore killed, with a server started as labmgr did before (pg_ctl start: a daemon) still running in it
+    killed = child("""
+        import os, signal, sys
+        from pathlib import Path
+        from labmgr.sources.pgscratch import held_scratch
+        with held_scratch(Path(sys.argv[1])) as folder:
+            print(folder, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """, str(scratch_root))
+    left = Path(killed.communicate(timeout=30)[0].strip())
+    data, bindir = initdb(left)
+    run(*as_user("postgres", str(bindir / "pg_ctl"), "-D", str(data), "-l", str(left / "postgres.log"), "-w",
+                 "-o", f"-c listen_addresses= -c unix_socket_directories={left}", "start"))
+    assert processes_under(str(left))
+    # a folder made before folders had locks; lock files without a folder, one just made and one an hour old
+    before = scratch_root / "labmgr-pgbackrest-before"
+    before.mkdir()
+    young, old = scratch_root / "labmgr-pgbackrest-young.lock", scratch_root / "labmgr-pgbackrest-old.lock"
+    young.touch()
+    old.touch()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    try:
+        assert sorted(pgscratch.sweep(scratch_root)) == sorted([left, before])
+        assert held.is_dir() and pgscratch.lock_of(held).exists()
+        assert gone(left, timeout=0), "the server in the swept folder still runs"
+        assert sorted(p.name for p in scratch_root.iterdir()) == sorted([held.name, f"{held.name}.lock", young.name])
+    finally:
+        holder.communicate("", timeout=30)
+    assert holder.returncode == 0 and not held.exists() and not pgscratch.lock_of(held).exists()
+

@@ -161,10 +161,15 @@ def lab_gc_command(uris: tuple[str, ...], expired: bool) -> None:
 
     for what in collect_templates():
         click.echo(f"removed {what}")
+    from ..sources.pgscratch import sweep
+
+    swept = sweep()
+    for folder in swept:
+        click.echo(f"removed {folder} (a killed pgBackRest restore's)")
     for r in removed:
         door = ", its door" if r.door else ""
         click.echo(f"removed {r.lab} ({len(r.domains)} domains, {len(r.networks)} networks{door})")
-    if not removed:
+    if not removed and not swept:
         click.echo("nothing to collect")
     # a hypervisor that labs are recorded on must be reached; one only remembered is just noted
     with_labs = {r.hypervisor for r in records.all_records()}
