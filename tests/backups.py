@@ -34,22 +34,22 @@ class Gpg:
         self.home.mkdir(mode=0o700)
         self.env = {**os.environ, "GNUPGHOME": str(self.home)}
         self._gpg("--quick-gen-key", "--passphrase", "", "backups <backups@shop.test>", "ed25519", "default", "never")
+        listing = self._gpg("--with-colons", "--list-secret-keys").decode()
+        self.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
         self._gpg("--quick-add-key", "--passphrase", "", self.fingerprint, "cv25519", "encr", "never")
         self.key_file = directory / "backups.gpg.asc"
         self.key_file.write_bytes(self._gpg("--armor", "--export-secret-keys", self.fingerprint))
-
-    @property
-    def fingerprint(self) -> str:
-        listing = subprocess.run(["gpg", "--batch", "--with-colons", "--list-secret-keys"], env=self.env,
-                                 capture_output=True, text=True, check=True).stdout
-        return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
+        # the secret key is only needed until here: its agent (a daemon) ends now, none starts again
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env, capture_output=True, check=True)
+        self.agent_ended = True
 
     def encrypt(self, data: bytes) -> bytes:
         return self._gpg("--trust-model", "always", "--encrypt", "--recipient", self.fingerprint, input=data)
 
     def _gpg(self, *args: str, input: bytes | None = None) -> bytes:
-        return subprocess.run(["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", *args], env=self.env,
-                              input=input, capture_output=True, check=True).stdout
+        no_agent = ["--no-autostart"] if getattr(self, "agent_ended", False) else []
+        return subprocess.run(["gpg", "--batch", "--yes", "--pinentry-mode", "loopback", *no_agent, *args],
+                              env=self.env, input=input, capture_output=True, check=True).stdout
 
 
 def age_keys(directory: Path) -> tuple[Path, str]:
