@@ -190,6 +190,7 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
         # every probe kind that applies to a server without databases, over SSH
         ssh("sh", "-c", "setsid sh -c 'while true; do printf \"HTTP/1.0 200 OK\\r\\n\\r\\nhello lab\\n\" | "
                         "nc -l -p 8080 -q 1; done' >/dev/null 2>&1 < /dev/null &", server="gx")
+        listening(server="gx", port=8080)       # before the probe's one connection, not racing it
         digest = hashlib.sha256(b"web hour 1\n").hexdigest()
         probes = tmp_path / "probes.yaml"
         probes.write_text(yaml.safe_dump({"probes": [
@@ -206,7 +207,7 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
         verdicts = run_probes(probes, tmp_path)
         assert {name: passed for name, (passed, _) in verdicts.items()} == {
             "hour": True, "sum": True, "ssh-peer": True, "web-page": True, "slow": False, "isolated": True,
-            "gx-up": True}, verdicts
+            "gx-up": True}, "\n".join(f"{name}: {verdict}" for name, verdict in verdicts.items())
         assert "did not finish within 2 s" in verdicts["slow"][1]
 
         # a guest whose host key is not what the hypervisor reported is refused
@@ -219,6 +220,14 @@ def test_an_agentless_lab_up_restored_probed_and_down(production, hypervisor, tm
         down = labmgr("lab", "down", LAB)
     assert down.returncode == 0, down.stderr
     assert leftovers(hypervisor, LAB) == []
+
+
+def listening(server: str, port: int, seconds: float = 30) -> None:
+    """Wait until ``server`` listens on ``port`` (asked with ss: no connection made, none served)."""
+    deadline = time.monotonic() + seconds
+    while not ssh("ss", "-Hltn", f"sport = :{port}", server=server).strip():
+        assert time.monotonic() < deadline, f"{server} does not listen on {port}"
+        time.sleep(0.5)
 
 
 def login() -> list[str]:
