@@ -60,7 +60,6 @@ class FwServer:
     boot: str             # uefi (<os firmware='efi'>), uefi-explicit (<loader> + <nvram>) or bios
     nics: tuple[FwNic, ...]
     memory: int = 512
-    vcpus: int = 2                # as production.ProdServer
     root_kind: str = "file"   # file (qcow2) or block (a loop device over a raw file)
     data_disk_mib: int = 0    # a raw volume in production's storage pool, MariaDB's data on it
     addresses: str = "ifupdown"   # who sets the static addresses: ifupdown or networkmanager (keyfiles)
@@ -203,7 +202,7 @@ def _server_xml(hypervisor: Hypervisor, production: FirmwareProduction, image: B
     sources = {"network": production.lan, "bridge": production.host_bridge, "direct": production.lower_link}
     return firmware_domain_xml(
         virt_type=production.virt_type, name=production.domain_name(server), memory=server.memory,
-        vcpus=server.vcpus, boot=server.boot, disks=disks, log=str(production.log_file(server)),
+        boot=server.boot, disks=disks, log=str(production.log_file(server)),
         nics=[{"kind": n.kind, "mac": n.mac, "source": sources[n.kind]} for n in server.nics], **context)
 
 

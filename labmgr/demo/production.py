@@ -38,7 +38,6 @@ class ProdServer:
     ip: str
     mac: str
     memory: int = 512
-    vcpus: int = 2                # under TCG each vCPU is a host thread: two boot and restore ~25% faster
     data_disk_mib: int = 0        # an extra disk, never mounted, for "production untouched" checks
     uefi: bool = False            # boot through OVMF (pflash firmware and its own NVRAM)
     screen: bool = False          # a VGA screen behind VNC on loopback (console screenshots)
@@ -113,7 +112,7 @@ def create(hypervisor: Hypervisor, production: Production, image: BuiltImage) ->
         domains.append(hypervisor.define_domain(guest_domain_xml(
             **firmware,
             virt_type=production.virt_type, name=production.domain_name(server), memory=server.memory,
-            vcpus=server.vcpus, screen=server.screen, kernel=image.kernel, initrd=image.initrd,
+            vcpus=1, screen=server.screen, kernel=image.kernel, initrd=image.initrd,
             disks=[{"path": p, "target": f"vd{chr(ord('a') + i)}"} for i, p in enumerate(disks)],
             nics=[{"mac": server.mac, "network": production.network_name}])))
     for domain in domains:
