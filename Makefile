@@ -22,7 +22,7 @@ demo-down: venv libvirt
 	$(VENV)/bin/labmgr demo down
 
 test: venv libvirt
-	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) -m pytest -v -ra
+	LABMGR_ACCEL=tcg LABMGR_STATE_DIR=$(TEST_STATE) $(PY) -m pytest -v -ra -n 0
 
 # Every bench/*.py (not _common.py), each printing its figures next to those
 # recorded in docs/benchmarks.md. `make test` runs them all with --quick.

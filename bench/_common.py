@@ -29,7 +29,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
-VCPUS = 1   # each bench guest's vCPUs: the recorded figures were measured with one (the tests' guests have two)
 sys.path.insert(0, str(REPO))
 
 # A recorded figure is a table row inside a figures block: | `key` | what | value | unit |

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import Bench, VCPUS  # noqa: E402
+from _common import Bench  # noqa: E402
 
 NEEDS_LIBVIRT = True    # tests/test_bench.py marks its quick run libvirt
 BENCH = Bench("bisection", __doc__)
@@ -60,7 +60,7 @@ def main() -> None:
     image = build_image(load_recipe(REPO / "tests" / "images" / "db.yaml"))
     work = Path(tempfile.mkdtemp(prefix="bench-bisect-", dir=os.environ["LABMGR_STATE_DIR"]))
     production = prod.Production(prefix="lmsbench", network="10.152.0.0/24", gateway="10.152.0.1", servers=[
-        prod.ProdServer("db", "db01.bench.test", "10.152.0.11", "52:54:00:98:01:11", memory=768, vcpus=VCPUS)])
+        prod.ProdServer("db", "db01.bench.test", "10.152.0.11", "52:54:00:98:01:11", memory=768)])
     with connect(production.uri) as hypervisor:
         prod.create(hypervisor, production, image)
         taken = None

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import REPO, Bench, VCPUS, remove_lab_and_production  # puts the repository on sys.path
+from _common import REPO, Bench, remove_lab_and_production  # puts the repository on sys.path
 
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
@@ -68,10 +68,8 @@ PROBES = {"probes": [
 def main() -> None:
     image = build_image(load_recipe(REPO / "tests" / "images" / "db.yaml"))
     work = Path(tempfile.mkdtemp(prefix="bench-evidence-", dir=os.environ["LABMGR_STATE_DIR"]))
-    servers = [prod.ProdServer("db", "db01.bench.test", "10.87.0.11", "52:54:00:87:00:11", memory=768, screen=True,
-                               vcpus=VCPUS),
-               prod.ProdServer("app", "app01.bench.test", "10.87.0.12", "52:54:00:87:00:12", memory=512, screen=True,
-                               vcpus=VCPUS)]
+    servers = [prod.ProdServer("db", "db01.bench.test", "10.87.0.11", "52:54:00:87:00:11", memory=768, screen=True),
+               prod.ProdServer("app", "app01.bench.test", "10.87.0.12", "52:54:00:87:00:12", memory=512, screen=True)]
     # --quick: the sessions live on db too, one guest to boot
     production = prod.Production(prefix="lmbench-ev", network="10.87.0.0/24", gateway="10.87.0.1",
                                  servers=servers[:1] if BENCH.quick else servers)

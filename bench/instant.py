@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from _common import REPO, Bench, VCPUS  # puts the repository on sys.path
+from _common import REPO, Bench  # puts the repository on sys.path
 
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
@@ -63,7 +63,7 @@ def main() -> None:
     image = build_image(load_recipe(REPO / "tests" / "images" / "base.yaml"))
     production = prod.Production(prefix="lmi-bench", network="10.95.0.0/24", gateway="10.95.0.1", servers=[
         prod.ProdServer(f"s{i}", f"s{i}.bench.test", f"10.95.0.{11 + i}", f"52:54:00:95:00:{11 + i:02x}",
-                        memory=384, vcpus=VCPUS) for i in range(count)], boot_timeout=900)
+                        memory=384) for i in range(count)], boot_timeout=900)
     work = Path(os.environ["LABMGR_STATE_DIR"]) / "bench-instant"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import REPO, Bench, VCPUS, remove_lab_and_production  # puts the repository on sys.path
+from _common import REPO, Bench, remove_lab_and_production  # puts the repository on sys.path
 
 os.environ.setdefault("LABMGR_STATE_DIR", "/var/tmp/labmgr-test-state")
 os.environ.setdefault("LABMGR_ACCEL", "tcg")
@@ -57,7 +57,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-restore-", dir=os.environ["LABMGR_STATE_DIR"]))
     work.chmod(0o755)    # QEMU (libvirt-qemu) opens the media in it
     production = prod.Production(prefix="lmbench", network="10.83.0.0/24", gateway="10.83.0.1", servers=[
-        prod.ProdServer("app", "app01.bench.test", "10.83.0.12", "52:54:00:83:00:12", vcpus=VCPUS)])
+        prod.ProdServer("app", "app01.bench.test", "10.83.0.12", "52:54:00:83:00:12")])
     with connect(production.uri) as hypervisor:
         try:
             prod.create(hypervisor, production, image)

@@ -30,7 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from _common import Bench, VCPUS  # noqa: E402
+from _common import Bench  # noqa: E402
 
 from labmgr import paths  # noqa: E402
 from labmgr.demo import production as prod  # noqa: E402
@@ -75,7 +75,7 @@ def main(cycles: int = 24) -> int:
     work = Path(tempfile.mkdtemp(prefix="lmf-soak-"))
     image = build_image(load_recipe(TESTS / "images" / "base.yaml"))
     environment = prod.Production(prefix=PREFIX, network="10.94.0.0/24", gateway="10.94.0.1", servers=[
-        prod.ProdServer("db", "db01.soak.test", "10.94.0.11", "52:54:00:94:00:11", memory=384, vcpus=VCPUS)])
+        prod.ProdServer("db", "db01.soak.test", "10.94.0.11", "52:54:00:94:00:11", memory=384)])
     rows: list[dict] = []
     with connect("qemu:///system") as hypervisor:
         prod.create(hypervisor, environment, image)
