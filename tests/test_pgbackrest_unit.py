@@ -149,6 +149,10 @@ def gone(folder: Path, timeout: float = 15) -> bool:
     return processes_under(str(folder)) == []
 
 
+# they start PostgreSQL servers on the host as its postgres user: not the quick check's (README)
+ROOT_SERVICE = pytest.mark.libvirt
+
+
 @pytest.fixture
 def scratch_root():
     """A folder standing for /var/tmp (postgres reaches into it); whatever a test left running in it is stopped."""
@@ -160,6 +164,7 @@ def scratch_root():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@ROOT_SERVICE
 def test_the_replaying_server_dies_with_the_labmgr_that_started_it(scratch_root: Path) -> None:
     work = scratch_root / "work"
     work.mkdir()
@@ -182,6 +187,7 @@ def test_the_replaying_server_dies_with_the_labmgr_that_started_it(scratch_root:
     assert gone(work), f"postmaster {postmaster} outlived its parent"
 
 
+@ROOT_SERVICE
 def test_the_sweep_removes_folders_whose_lock_is_free_and_keeps_a_held_one(scratch_root: Path) -> None:
     # a restore going on: another process holds its folder
     holder = child("""
